@@ -1,0 +1,24 @@
+// Package v1alpha1 holds the authmesh.dev/v1alpha1 API: the cluster-scoped Tenant, which a
+// platform team applies to get a tenant's database, credentials and signing keys provisioned.
+// Field validation lives in the CRD schema (OpenAPI and CEL) generated from the markers here,
+// so the API server refuses a bad Tenant with a message a person understands.
+//
+// +kubebuilder:object:generate=true
+// +groupName=authmesh.dev
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of every type in this package.
+	GroupVersion = schema.GroupVersion{Group: "authmesh.dev", Version: "v1alpha1"}
+
+	// SchemeBuilder registers this package's types with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds this package's types to a runtime.Scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)
