@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/emersion/go-smtp v0.25.1
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/go-logr/logr v1.4.3
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 	k8s.io/apimachinery v0.37.2
