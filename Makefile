@@ -39,7 +39,7 @@ dev: devdb ## Run the system locally (dev database; later: auth server, sidecar,
 	exec $(DEVDB) -listen 127.0.0.1:27017 -data .dev/db
 
 .PHONY: test
-test: tools verify-generate ## Run every test against a real kube-apiserver, MongoDB-wire server and SMTP listener.
+test: tools verify-generate check-sidecar-deps ## Run every test against a real kube-apiserver, MongoDB-wire server and SMTP listener.
 	go vet ./...
 	go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 	cd cmd/devdb && go vet ./... && go test -timeout $(TEST_TIMEOUT) ./...
@@ -60,6 +60,11 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD manifests.
 .PHONY: verify-generate
 verify-generate: $(CONTROLLER_GEN) ## Fail when `make generate` would change a generated file.
 	@hack/verify-generate.sh
+
+.PHONY: check-sidecar-deps
+check-sidecar-deps: ## Fail when the sidecar binary would link a Kubernetes or MongoDB package.
+	@bad=$$(go list -deps ./cmd/sidecar | grep -E '^(k8s\.io|sigs\.k8s\.io|go\.mongodb\.org)/' || true); \
+	if [ -n "$$bad" ]; then echo "cmd/sidecar must not link Kubernetes or MongoDB packages; it links:"; echo "$$bad"; exit 1; fi
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## gofmt check, go vet and golangci-lint (not part of test).

@@ -100,7 +100,11 @@ func (e *Enforcer) Wrap(next http.Handler) http.Handler {
 		}
 		v, err := e.cfg.Verifiers(r.Context(), tenant)
 		if err != nil {
-			e.refuse(w, r, ReasonWrongTenant)
+			reason := ReasonWrongTenant
+			if errors.Is(err, ErrKeysUnavailable) {
+				reason = ReasonKeysUnavailable
+			}
+			e.refuse(w, r, reason)
 			return
 		}
 		id, err := v.Verify(r.Context(), raw)

@@ -63,8 +63,19 @@ type RevocationFollower struct {
 	revoked map[string]int64
 	seq     int64
 
-	synced atomic.Bool
-	calls  atomic.Int64
+	synced     atomic.Bool
+	syncedCh   chan struct{} // closed at the first full read
+	syncOnce   sync.Once
+	calls      atomic.Int64
+	lastAnswer atomic.Int64 // Unix nanoseconds of the last successful call
+}
+
+// LastAnswer is when the feed last answered; zero before it ever has.
+func (f *RevocationFollower) LastAnswer() time.Time {
+	if n := f.lastAnswer.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // NewRevocationFollower returns a follower for cfg; Run starts it.
@@ -84,7 +95,7 @@ func NewRevocationFollower(cfg RevocationFollowerConfig) *RevocationFollower {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &RevocationFollower{cfg: cfg, revoked: map[string]int64{}}
+	return &RevocationFollower{cfg: cfg, revoked: map[string]int64{}, syncedCh: make(chan struct{})}
 }
 
 // Revoked reports whether the session's tokens must be refused.
@@ -97,6 +108,21 @@ func (f *RevocationFollower) Revoked(sessionID string) bool {
 
 // Synced reports whether the full set has been read at least once.
 func (f *RevocationFollower) Synced() bool { return f.synced.Load() }
+
+// WaitSynced waits until the full set has been read once, or ctx ends.
+func (f *RevocationFollower) WaitSynced(ctx context.Context) error {
+	select {
+	case <-f.syncedCh:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *RevocationFollower) markSynced() {
+	f.synced.Store(true)
+	f.syncOnce.Do(func() { close(f.syncedCh) })
+}
 
 // Calls counts the feed calls made so far.
 func (f *RevocationFollower) Calls() int64 { return f.calls.Load() }
@@ -137,7 +163,7 @@ func (f *RevocationFollower) Run(ctx context.Context) {
 		f.apply(feed, full)
 		if full {
 			lastFull = time.Now()
-			f.synced.Store(true)
+			f.markSynced()
 		}
 	}
 }
@@ -149,7 +175,7 @@ func (f *RevocationFollower) SyncOnce(ctx context.Context) error {
 		return err
 	}
 	f.apply(feed, true)
-	f.synced.Store(true)
+	f.markSynced()
 	return nil
 }
 
@@ -213,5 +239,6 @@ func (f *RevocationFollower) poll(ctx context.Context, after int64, wait time.Du
 	if feed.Seq < 0 {
 		return RevocationFeed{}, errors.New("guard: revocation feed: negative seq")
 	}
+	f.lastAnswer.Store(time.Now().UnixNano())
 	return feed, nil
 }

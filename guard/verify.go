@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -74,9 +75,13 @@ type Verifier struct {
 	cfg    VerifierConfig
 	parser *jwt.Parser
 
-	mu    sync.RWMutex
-	cache map[[sha256.Size]byte]Identity // keyed by the token's hash: no token is kept in memory
+	mu        sync.RWMutex
+	cache     map[[sha256.Size]byte]Identity // keyed by the token's hash: no token is kept in memory
+	cacheHits atomic.Int64
 }
+
+// CacheHits counts verifications answered from the verified-token cache.
+func (v *Verifier) CacheHits() int64 { return v.cacheHits.Load() }
 
 // NewVerifier returns a Verifier for cfg.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
@@ -119,6 +124,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 		v.mu.RUnlock()
 		if ok {
 			if now.Before(id.ExpiresAt.Add(ClockSkew)) {
+				v.cacheHits.Add(1)
 				return id, nil
 			}
 			v.mu.Lock()
