@@ -61,6 +61,8 @@ type Config struct {
 	DrainDelay time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Profiling serves Go's /debug/pprof/ on the admin port.
+	Profiling bool
 }
 
 // Defaults returns a Config with every default filled in.

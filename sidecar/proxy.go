@@ -67,8 +67,9 @@ func newProxy(upstream *url.URL, cfg *Config, m *metrics, logger *slog.Logger) *
 			}
 			stripWebSocketToken(h)
 		},
-		Transport:     &timedTransport{next: upstreamTransport(cfg), m: m},
-		FlushInterval: -1, // stream: flush every write, both ways
+		Transport: &timedTransport{next: upstreamTransport(cfg), m: m},
+		// FlushInterval stays 0: ReverseProxy flushes streaming responses (unknown length,
+		// text/event-stream) at once by itself, and batching the rest saves a write per response.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			switch {
 			case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

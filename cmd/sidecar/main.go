@@ -45,6 +45,7 @@ func run() error {
 	b.str(&cfg.InternalTokenFile, "internal-token-file", "AUTHMESH_INTERNAL_TOKEN_FILE", "bearer token for the internal API (a projected ServiceAccount token)")
 	b.str(&cfg.Audience, "audience", "AUTHMESH_AUDIENCE", "the aud claim tokens must carry")
 	b.str(&cfg.LogLevel, "log-level", "AUTHMESH_LOG_LEVEL", "debug, info, warn or error")
+	b.boolean(&cfg.Profiling, "profiling", "AUTHMESH_PROFILING", "serve Go's /debug/pprof/ on the admin port")
 	b.boolean(&cfg.ForwardAuthorization, "forward-authorization", "AUTHMESH_FORWARD_AUTHORIZATION", "pass the caller's Authorization header to the app")
 	b.integer(&cfg.UpstreamIdleConns, "upstream-idle-conns", "AUTHMESH_UPSTREAM_IDLE_CONNS", "idle upstream connections kept (size to concurrency)")
 	b.integer(&cfg.MaxTenants, "max-tenants", "AUTHMESH_MAX_TENANTS", `tenants followed at most when the tenant is "*"`)

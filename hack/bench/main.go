@@ -1,0 +1,532 @@
+// Command bench measures the sidecar against a tuned bare httputil.ReverseProxy in one run, so
+// the figures are ratios that survive a noisy machine. `make bench` runs it.
+//
+// Every component is its own process, pinned to CPU 0 where taskset exists, and the load
+// generator (wrk, or a built-in closed-loop client when wrk is missing) to CPU 1. Rounds
+// alternate which proxy goes first. Per proxy it reports throughput, CPU per request (from
+// /proc), p50/p99 at full load, p50/p99 at a fixed moderate rate (open loop), and peak RSS.
+//
+// Subcommands (used by `run` itself): upstream, bare, authstub.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authmesh/authmesh/guard"
+	"github.com/authmesh/authmesh/internal/keys"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench run|upstream|bare|authstub [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "upstream":
+		err = serveUpstream(os.Args[2])
+	case "bare":
+		err = serveBare(os.Args[2], os.Args[3])
+	case "authstub":
+		err = serveAuthStub(os.Args[2])
+	case "run":
+		err = run(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// serveUpstream is the trivial app behind both proxies.
+func serveUpstream(addr string) error {
+	body := []byte(`{"ok":true}`)
+	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+}
+
+// serveBare is the baseline: httputil.ReverseProxy with a pool of 256 idle upstream connections.
+func serveBare(addr, upstream string) error {
+	target, err := url.Parse(upstream)
+	if err != nil {
+		return err
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
+	}
+	return http.ListenAndServe(addr, proxy)
+}
+
+// serveAuthStub publishes one tenant's JWKS and an empty revocation feed, and prints a valid
+// access token of that tenant on its first output line.
+func serveAuthStub(addr string) error {
+	k, err := keys.Generate(keys.EdDSA)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, guard.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: base + "/t/bench", Audience: jwt.ClaimStrings{"authmesh"}, Subject: "bench-user",
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(2 * time.Hour)), ID: "bench",
+		},
+		TenantID: "bench", Role: "user", SessionID: "bench-session",
+	})
+	tok.Header["kid"], tok.Header["typ"] = k.KeyID, guard.AccessTokenType
+	signed, err := tok.SignedString(k.Key)
+	if err != nil {
+		return err
+	}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.Public()}})
+	if err != nil {
+		return err
+	}
+	fmt.Println(signed)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /t/bench/.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(jwks) })
+	mux.HandleFunc("GET /internal/v1/tenants/bench/revocations", func(w http.ResponseWriter, r *http.Request) {
+		wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
+		select {
+		case <-time.After(time.Duration(wait) * time.Second):
+		case <-r.Context().Done():
+		}
+		_, _ = w.Write([]byte(`{"seq":0,"reset":false,"revoked":[]}`))
+	})
+	return http.Serve(ln, mux)
+}
+
+// Result is one proxy's figures, medians over the rounds.
+type Result struct {
+	Name           string  `json:"name"`
+	RPS            float64 `json:"rps"`
+	CPUPerRequest  float64 `json:"cpu_us_per_request"`
+	P50            float64 `json:"p50_ms_full_load"`
+	P99            float64 `json:"p99_ms_full_load"`
+	FixedRateP50   float64 `json:"p50_ms_fixed_rate"`
+	FixedRateP99   float64 `json:"p99_ms_fixed_rate"`
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`
+	ReadyMillis    float64 `json:"ready_ms,omitempty"`
+	RoundsRPS      []float64
+	roundsCPU      []float64
+	roundsP50      []float64
+	roundsP99      []float64
+	roundsFixedP50 []float64
+	roundsFixedP99 []float64
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	sidecarBin := fs.String("sidecar", "bin/sidecar", "the sidecar binary")
+	rounds := fs.Int("rounds", 3, "A/B rounds")
+	duration := fs.Duration("duration", 5*time.Second, "length of each load run")
+	conns := fs.Int("connections", 32, "concurrent connections")
+	rate := fs.Int("rate", 1000, "requests per second of the fixed-rate runs")
+	out := fs.String("out", ".bench/sidecar.json", "where to write the JSON results")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+	}()
+	start := func(cpu string, name string, args ...string) (*exec.Cmd, error) {
+		cmd := pinned(ctx, cpu, name, args...)
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+
+	upAddr, bareAddr, stubAddr, scAddr, scAdmin := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	if _, err := start("0", self, "upstream", upAddr); err != nil {
+		return err
+	}
+	stub := pinned(ctx, "0", self, "authstub", stubAddr)
+	stubOut, err := stub.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := stub.Start(); err != nil {
+		return err
+	}
+	procs = append(procs, stub)
+	token, err := bufio.NewReader(stubOut).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("auth stub: %w", err)
+	}
+	token = strings.TrimSpace(token)
+	bare, err := start("0", self, "bare", bareAddr, "http://"+upAddr)
+	if err != nil {
+		return err
+	}
+	scStart := time.Now()
+	sc, err := start("0", *sidecarBin, "-listen", scAddr, "-admin-listen", scAdmin, "-tenant", "bench",
+		"-upstream", "http://"+upAddr, "-auth-url", "http://"+stubAddr, "-feed-url", "http://"+stubAddr,
+		"-log-level", "warn", "-drain-delay", "0s")
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP("http://"+scAdmin+"/readyz", 10*time.Second); err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	ready := time.Since(scStart)
+	for _, a := range []string{upAddr, bareAddr} {
+		if err := waitTCP(a, 5*time.Second); err != nil {
+			return err
+		}
+	}
+
+	targets := []*Result{{Name: "bare proxy (256 idle conns)"}, {Name: "authmesh sidecar"}}
+	pids := []int{bare.Process.Pid, sc.Process.Pid}
+	urls := []string{"http://" + bareAddr + "/api/orders", "http://" + scAddr + "/api/orders"}
+	header := "Authorization: Bearer " + token
+	// Warm both up.
+	for i := range targets {
+		if _, err := load(ctx, urls[i], header, *conns, 2*time.Second); err != nil {
+			return err
+		}
+	}
+	for round := range *rounds {
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			cpuBefore := cpuSeconds(pids[i])
+			res, err := load(ctx, urls[i], header, *conns, *duration)
+			if err != nil {
+				return err
+			}
+			cpu := cpuSeconds(pids[i]) - cpuBefore
+			t := targets[i]
+			t.RoundsRPS = append(t.RoundsRPS, res.rps)
+			t.roundsCPU = append(t.roundsCPU, cpu/float64(res.requests)*1e6)
+			t.roundsP50 = append(t.roundsP50, res.p50)
+			t.roundsP99 = append(t.roundsP99, res.p99)
+			fixed, err := fixedRate(ctx, urls[i], token, *rate, *duration)
+			if err != nil {
+				return err
+			}
+			t.roundsFixedP50 = append(t.roundsFixedP50, fixed.p50)
+			t.roundsFixedP99 = append(t.roundsFixedP99, fixed.p99)
+			fmt.Fprintf(os.Stderr, "round %d %-28s %8.0f rps  %6.1f µs CPU/req  p99 %.2f ms  fixed-rate p99 %.2f ms\n",
+				round+1, t.Name, res.rps, cpu/float64(res.requests)*1e6, res.p99, fixed.p99)
+		}
+	}
+	for i, t := range targets {
+		t.RPS, t.CPUPerRequest = median(t.RoundsRPS), median(t.roundsCPU)
+		t.P50, t.P99 = median(t.roundsP50), median(t.roundsP99)
+		t.FixedRateP50, t.FixedRateP99 = median(t.roundsFixedP50), median(t.roundsFixedP99)
+		t.PeakRSSMiB = peakRSS(pids[i])
+	}
+	targets[1].ReadyMillis = float64(ready.Microseconds()) / 1000
+	b, s := targets[0], targets[1]
+	fmt.Printf("\n%-30s %10s %12s %12s %12s %14s %14s %10s\n", "proxy", "rps", "x bare", "CPU µs/req", "x bare", "p99 full (ms)", "p99 @rate (ms)", "RSS MiB")
+	for _, t := range targets {
+		fmt.Printf("%-30s %10.0f %12.2f %12.1f %12.2f %14.2f %14.2f %10.1f\n", t.Name, t.RPS, t.RPS/b.RPS, t.CPUPerRequest, t.CPUPerRequest/b.CPUPerRequest, t.P99, t.FixedRateP99, t.PeakRSSMiB)
+	}
+	fmt.Printf("\nsidecar added p99 at %d rps: %.3f ms (p50 %.3f ms); ready %.0f ms after start (keys fetched, revocations read)\n",
+		*rate, s.FixedRateP99-b.FixedRateP99, s.FixedRateP50-b.FixedRateP50, s.ReadyMillis)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(map[string]any{
+		"connections": *conns, "duration_s": duration.Seconds(), "rounds": *rounds, "fixed_rate_rps": *rate,
+		"results": targets, "throughput_ratio": s.RPS / b.RPS, "cpu_ratio": s.CPUPerRequest / b.CPUPerRequest,
+		"added_p99_ms_fixed_rate": s.FixedRateP99 - b.FixedRateP99,
+	}, "", "  ")
+	return os.WriteFile(*out, data, 0o644)
+}
+
+// pinned runs a program on one CPU when taskset is available.
+func pinned(ctx context.Context, cpu, name string, args ...string) *exec.Cmd {
+	if path, err := exec.LookPath("taskset"); err == nil {
+		return exec.CommandContext(ctx, path, append([]string{"-c", cpu, name}, args...)...)
+	}
+	return exec.CommandContext(ctx, name, args...)
+}
+
+type loadResult struct {
+	requests int
+	rps      float64
+	p50, p99 float64 // milliseconds
+}
+
+var wrkLine = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+
+// load runs a closed-loop load: wrk pinned to CPU 1 when installed, else a Go client.
+func load(ctx context.Context, target, header string, conns int, d time.Duration) (loadResult, error) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return goLoad(ctx, target, header, conns, d)
+	}
+	cmd := pinned(ctx, "1", "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "-H", header, target)
+	out, err := cmd.Output()
+	if err != nil {
+		return loadResult{}, fmt.Errorf("wrk: %w", err)
+	}
+	var r loadResult
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "Requests/sec:":
+			r.rps, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) >= 5 && f[1] == "requests" && f[2] == "in":
+			r.requests, _ = strconv.Atoi(f[0])
+		}
+		if strings.Contains(line, "Non-2xx") {
+			return r, fmt.Errorf("wrk saw refusals against %s: %s", target, strings.TrimSpace(line))
+		}
+	}
+	for _, m := range wrkLine.FindAllStringSubmatch(string(out), -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		switch m[3] {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		if m[1] == "50" {
+			r.p50 = v
+		} else {
+			r.p99 = v
+		}
+	}
+	if r.requests == 0 {
+		return r, fmt.Errorf("wrk output not understood:\n%s", out)
+	}
+	return r, nil
+}
+
+func newClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}, Timeout: 10 * time.Second}
+}
+
+func goLoad(ctx context.Context, target, header string, conns int, d time.Duration) (loadResult, error) {
+	name, value, _ := strings.Cut(header, ": ")
+	client := newClient(conns)
+	deadline := time.Now().Add(d)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				if err := get(client, target, name, value); err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return loadResult{}, firstErr
+	}
+	p50, p99 := percentiles(lat)
+	return loadResult{requests: len(lat), rps: float64(len(lat)) / d.Seconds(), p50: p50, p99: p99}, nil
+}
+
+// fixedRate sends rate requests per second (open loop: a slow answer does not slow the sender)
+// and reports latency percentiles.
+func fixedRate(ctx context.Context, target, token string, rate int, d time.Duration) (loadResult, error) {
+	client := newClient(64)
+	interval := time.Second / time.Duration(rate)
+	total := int(d / interval)
+	lat := make([]time.Duration, total)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range total {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			t0 := time.Now()
+			if err := get(client, target, "Authorization", "Bearer "+token); err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+				return
+			}
+			lat[i] = time.Since(t0)
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return loadResult{}, err
+	default:
+	}
+	p50, p99 := percentiles(lat)
+	return loadResult{requests: total, rps: float64(rate), p50: p50, p99: p99}, nil
+}
+
+func get(client *http.Client, target, name, value string) error {
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(name, value)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", target, resp.StatusCode)
+	}
+	return nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func percentiles(lat []time.Duration) (p50, p99 float64) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	at := func(q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000 }
+	return at(0.50), at(0.99)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// cpuSeconds is the user+system CPU time of a process and its threads, from /proc (taskset
+// execs the program, so the pid is the program's).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// peakRSS is the process's high-water resident set, in MiB.
+func peakRSS(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitTCP(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitHTTP(u string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = errors.New(resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
