@@ -1,13 +1,184 @@
-// Command authserver will run the auth server: the public API on 3502, the internal API on
-// 3503 and the admin port 9502 (see package authserver).
+// Command authserver runs the auth server: the public API on 3502, the internal API on 3503
+// and the admin port 9502 (see package authserver). Every flag can also be set with an
+// environment variable AUTHMESH_<FLAG> (upper case, '-' as '_'); a flag given on the command
+// line wins.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	"github.com/authmesh/authmesh/authserver"
+	"github.com/authmesh/authmesh/authserver/tenancy"
+	"github.com/authmesh/authmesh/authserver/tenancy/kube"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "authserver: not built yet; see package authserver")
-	os.Exit(2)
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "authserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg, err := parseConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	logger := newLogger(cfg)
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := authserver.New(cfg, logger, metrics)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	src, err := tenantSource(cfg, logger)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(ctx, src) })
+	for _, l := range []struct {
+		name, addr string
+		h          http.Handler
+		write      time.Duration
+	}{
+		{"public", cfg.PublicAddr, srv.PublicHandler(), 30 * time.Second},
+		{"internal", cfg.InternalAddr, srv.InternalHandler(), 0}, // long polls set their own deadlines
+		{"admin", cfg.AdminAddr, srv.AdminHandler(), 30 * time.Second},
+	} {
+		hs := &http.Server{
+			Addr:              l.addr,
+			Handler:           l.h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      l.write,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		g.Go(func() error {
+			logger.Info("listening", "listener", l.name, "addr", l.addr)
+			if err := hs.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s listener: %w", l.name, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			srv.Drain()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			return hs.Shutdown(shutdownCtx)
+		})
+	}
+	err = g.Wait()
+	logger.Info("stopped", "error", err)
+	return err
+}
+
+// parseConfig fills a Config from the environment (AUTHMESH_*) and then the command line.
+func parseConfig(args []string, getenv func(string) string) (authserver.Config, error) {
+	cfg := authserver.DefaultConfig()
+	fs := flag.NewFlagSet("authserver", flag.ContinueOnError)
+	fs.StringVar(&cfg.PublicAddr, "public-addr", cfg.PublicAddr, "address of the public API")
+	fs.StringVar(&cfg.InternalAddr, "internal-addr", cfg.InternalAddr, "address of the internal API (revocation feed, introspection)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "address of /healthz, /readyz and /metrics")
+	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "the auth server's URL as clients reach it; token issuers are <public-url>/t/<tenant>")
+	fs.StringVar(&cfg.TenantSource, "tenant-source", cfg.TenantSource, "where tenants come from: kubernetes or files")
+	fs.StringVar(&cfg.Namespace, "namespace", cfg.Namespace, "the controller's namespace, holding tenant Secrets (kubernetes; also POD_NAMESPACE)")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig file (kubernetes; default: KUBECONFIG, in-cluster, ~/.kube/config)")
+	fs.StringVar(&cfg.TenantsDir, "tenants-dir", cfg.TenantsDir, "directory of Tenant manifests (files)")
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory of per-tenant keys and connection URIs; missing keys are generated here (files)")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB URI of file tenants without their own uri file (files)")
+	fs.DurationVar(&cfg.FilePollInterval, "file-poll-interval", cfg.FilePollInterval, "how often tenant files are re-read (files)")
+	fs.IntVar(&cfg.MongoMaxClients, "mongo-max-clients", cfg.MongoMaxClients, "most MongoDB clients (distinct URIs) open at once")
+	fs.DurationVar(&cfg.MongoIdleTimeout, "mongo-idle-timeout", cfg.MongoIdleTimeout, "close a MongoDB client unused this long")
+	fs.Uint64Var(&cfg.MongoMaxConnsPerURI, "mongo-max-conns-per-uri", cfg.MongoMaxConnsPerURI, "connection pool size of each MongoDB client")
+	fs.DurationVar(&cfg.MongoHealthInterval, "mongo-health-interval", cfg.MongoHealthInterval, "how often each MongoDB client is pinged")
+	fs.DurationVar(&cfg.MongoPingTimeout, "mongo-ping-timeout", cfg.MongoPingTimeout, "how long a ping may take before the database counts as unreachable")
+	fs.DurationVar(&cfg.MongoSelectionTimeout, "mongo-selection-timeout", cfg.MongoSelectionTimeout, "how long an operation waits for a usable MongoDB server")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json or text")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take at shutdown")
+
+	if ns := getenv("POD_NAMESPACE"); ns != "" {
+		cfg.Namespace = ns
+	}
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "AUTHMESH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return cfg, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg authserver.Config) *slog.Logger {
+	level, _ := cfg.SlogLevel() // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+func tenantSource(cfg authserver.Config, logger *slog.Logger) (tenancy.Source, error) {
+	logger = logger.With("component", "tenant-source")
+	if cfg.TenantSource == authserver.SourceFiles {
+		return tenancy.NewFileSource(tenancy.FileSourceOptions{
+			TenantsDir:   cfg.TenantsDir,
+			StateDir:     cfg.StateDir,
+			DefaultURI:   cfg.MongoURI,
+			PollInterval: cfg.FilePollInterval,
+			Logger:       logger,
+		})
+	}
+	var restConfig *rest.Config
+	var err error
+	if cfg.Kubeconfig != "" {
+		restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	} else {
+		restConfig, err = ctrlconfig.GetConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	return kube.NewSource(kube.Options{Config: restConfig, Namespace: cfg.Namespace, Logger: logger})
 }
