@@ -16,6 +16,7 @@ import (
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 54",message="metadata.name must be at most 54 characters, so that the database name authmesh_<name> fits MongoDB's 63-byte limit"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.databaseName) || ((has(self.spec) && has(self.spec.database) && has(self.spec.database.name) ? self.spec.database.name : 'authmesh_' + self.metadata.name) == oldSelf.status.databaseName)",message="spec.database.name cannot change once the database is provisioned (status.databaseName); create a new Tenant to use another database"
 type Tenant struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -106,7 +107,10 @@ const (
 // DatabaseSpec says where the tenant's data lives.
 type DatabaseSpec struct {
 	// Name of the MongoDB database; default authmesh_<tenant>. Two Tenants may not share one.
-	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]{1,63}$`
+	// It cannot change once the controller has provisioned the database (status.databaseName).
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9_-]+$')",message="spec.database.name may contain only letters, digits, '_' and '-'"
+	// +kubebuilder:validation:XValidation:rule="!(self.lowerAscii() in ['admin', 'local', 'config'])",message="spec.database.name must not be one of MongoDB's system databases (admin, local, config)"
 	// +optional
 	Name string `json:"name,omitempty"`
 
@@ -125,7 +129,7 @@ type SecretReference struct {
 
 // TokensSpec shapes the tenant's access and refresh tokens.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.refreshTokenTTL) || !has(self.accessTokenTTL) || duration(self.refreshTokenTTL) > duration(self.accessTokenTTL)",message="spec.tokens.refreshTokenTTL must be longer than spec.tokens.accessTokenTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.refreshTokenTTL) || !has(self.accessTokenTTL) || !self.refreshTokenTTL.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || !self.accessTokenTTL.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || duration(self.refreshTokenTTL) > duration(self.accessTokenTTL)",message="spec.tokens.refreshTokenTTL must be longer than spec.tokens.accessTokenTTL"
 type TokensSpec struct {
 	// Audience is the `aud` claim of access tokens.
 	// +kubebuilder:default=authmesh
@@ -136,27 +140,30 @@ type TokensSpec struct {
 
 	// AccessTokenTTL is the lifetime of an access token; at least 10s.
 	// +kubebuilder:default="15m"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="accessTokenTTL must be at least 10s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="accessTokenTTL must be at most 24h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || duration(self) >= duration('10s')",message="accessTokenTTL must be at least 10s"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || duration(self) <= duration('24h')",message="accessTokenTTL must be at most 24h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="accessTokenTTL must be a duration such as 90s, 15m or 1h30m"
 	// +optional
 	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
 
 	// RefreshTokenTTL is a session's absolute lifetime; longer than AccessTokenTTL.
 	// +kubebuilder:default="168h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('8760h')",message="refreshTokenTTL must be at most 8760h (a year)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || duration(self) <= duration('8760h')",message="refreshTokenTTL must be at most 8760h (a year)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="refreshTokenTTL must be a duration such as 24h or 168h"
 	// +optional
 	RefreshTokenTTL *metav1.Duration `json:"refreshTokenTTL,omitempty"`
 
 	// IdleTimeout ends a session unused this long; 0 means none.
 	// +kubebuilder:default="0s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="idleTimeout must not be negative"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="idleTimeout must be a duration such as 0s, 30m or 12h (0s means no idle timeout)"
 	// +optional
 	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 
 	// RefreshReuseGrace lets the immediate predecessor of a rotated refresh token be presented
 	// again within this time (a lost response can be retried); 0 means strict reuse detection.
 	// +kubebuilder:default="0s"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1m')",message="refreshReuseGrace must be between 0s and 1m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || (duration(self) >= duration('0s') && duration(self) <= duration('1m'))",message="refreshReuseGrace must be between 0s and 1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="refreshReuseGrace must be a duration such as 0s or 10s"
 	// +optional
 	RefreshReuseGrace *metav1.Duration `json:"refreshReuseGrace,omitempty"`
 
@@ -166,7 +173,8 @@ type TokensSpec struct {
 
 	// KeyRotationInterval is how long a signing key signs before a new one replaces it; at least 1m.
 	// +kubebuilder:default="720h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="keyRotationInterval must be at least 1m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || duration(self) >= duration('1m')",message="keyRotationInterval must be at least 1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="keyRotationInterval must be a duration such as 720h"
 	// +optional
 	KeyRotationInterval *metav1.Duration `json:"keyRotationInterval,omitempty"`
 }
@@ -197,7 +205,8 @@ type OTPSpec struct {
 
 	// TTL of a code; at most 10m.
 	// +kubebuilder:default="5m"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('30s') && duration(self) <= duration('10m')",message="otp.ttl must be between 30s and 10m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || (duration(self) >= duration('30s') && duration(self) <= duration('10m'))",message="otp.ttl must be between 30s and 10m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="otp.ttl must be a duration such as 5m or 90s"
 	// +optional
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
@@ -218,7 +227,8 @@ type LockoutSpec struct {
 	MaxFailedAttempts int32 `json:"maxFailedAttempts,omitempty"`
 
 	// +kubebuilder:default="15m"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="lockout.duration must be between 1m and 720h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('720h'))",message="lockout.duration must be between 1m and 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$')",message="lockout.duration must be a duration such as 15m or 1h"
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }

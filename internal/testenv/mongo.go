@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +41,7 @@ func StartMongo() (*Mongo, error) {
 	m := &Mongo{prefix: "t" + randomHex(4)}
 	if uri := os.Getenv("AUTHMESH_TEST_MONGO_URI"); uri != "" {
 		m.URI = uri
-	} else if err := m.startDevDB(); err != nil {
+	} else if err := m.startDevDB("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(m.URI).SetTimeout(30 * time.Second))
@@ -57,15 +59,19 @@ func StartMongo() (*Mongo, error) {
 	return m, nil
 }
 
-func (m *Mongo) startDevDB() error {
+// startDevDB starts devdb on listen, with its data in m.dataDir (a new temporary directory
+// the first time).
+func (m *Mongo) startDevDB(listen string) error {
 	bin, err := devDBBinary()
 	if err != nil {
 		return err
 	}
-	if m.dataDir, err = os.MkdirTemp("", "authmesh-devdb-"); err != nil {
-		return err
+	if m.dataDir == "" {
+		if m.dataDir, err = os.MkdirTemp("", "authmesh-devdb-"); err != nil {
+			return err
+		}
 	}
-	args := []string{"-listen", "127.0.0.1:0", "-data", m.dataDir}
+	args := []string{"-listen", listen, "-data", m.dataDir}
 	args = append(args, strings.Fields(os.Getenv("AUTHMESH_DEVDB_FLAGS"))...)
 	m.cmd = exec.Command(bin, args...)
 	m.cmd.Stderr = os.Stderr
@@ -132,6 +138,43 @@ func (m *Mongo) Database(t testing.TB) *mongo.Database {
 		}
 	})
 	return db
+}
+
+// Kill ends the devdb program abruptly (SIGKILL), so clients see the server vanish as they
+// would in a crash or a network cut; its data stays for Restart. It fails when the server is
+// external (AUTHMESH_TEST_MONGO_URI), which a test cannot stop.
+func (m *Mongo) Kill() error {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return errors.New("testenv: Kill needs the devdb program; this server is external (AUTHMESH_TEST_MONGO_URI)")
+	}
+	if m.cmd.ProcessState == nil { // not waited for yet
+		_ = m.cmd.Process.Kill()
+		_ = m.cmd.Wait()
+	}
+	return nil
+}
+
+// Restart starts devdb again after Kill, on the same address and data directory, so URI and
+// every database written before Kill are as they were.
+func (m *Mongo) Restart() error {
+	if m.cmd == nil {
+		return errors.New("testenv: Restart needs the devdb program; this server is external (AUTHMESH_TEST_MONGO_URI)")
+	}
+	if m.cmd.ProcessState == nil {
+		return errors.New("testenv: Restart: devdb is still running; Kill it first")
+	}
+	u, err := url.Parse(m.URI)
+	if err != nil {
+		return err
+	}
+	uri := m.URI
+	if err := m.startDevDB(u.Host); err != nil {
+		return err
+	}
+	if m.URI != uri {
+		return fmt.Errorf("testenv: devdb restarted on %s, want %s", m.URI, uri)
+	}
+	return nil
 }
 
 // Stop disconnects and stops the devdb program, removing its data.
