@@ -47,7 +47,8 @@ type RemoteKeysConfig struct {
 	RefreshInterval time.Duration
 	// MinFetchInterval is the least time between two fetches caused by unknown kids, however
 	// many requests carry them (default 5 s). It bounds what a flood of forged tokens can
-	// make the sidecar do to the auth server.
+	// make the sidecar do to the auth server. A request with an unknown kid that arrives
+	// sooner after a fetch waits for the next allowed one (at most this long).
 	MinFetchInterval time.Duration
 	// MaxBytes bounds the document (default 1 MiB).
 	MaxBytes int64
@@ -64,6 +65,8 @@ type RemoteKeys struct {
 	mu        sync.Mutex
 	lastTry   time.Time
 	inflight  chan struct{} // closed when the fetch under way ends
+	scheduled chan struct{} // closed when the fetch waiting for MinFetchInterval ends
+	lastWait  time.Time     // when the last such waited-for fetch ended
 	lastError error
 
 	fetches atomic.Int64
@@ -127,9 +130,54 @@ func (r *RemoteKeys) Run(ctx context.Context) {
 	}
 }
 
-// refresh fetches the set unless one was tried within MinFetchInterval (force skips that
-// limit). Concurrent callers share one fetch.
+// refresh fetches the set. Within MinFetchInterval of the last fetch it instead waits for the
+// next allowed fetch, at most once per interval (later callers get the last result at once);
+// force skips the limit. Concurrent callers share one fetch.
 func (r *RemoteKeys) refresh(ctx context.Context, force bool) error {
+	r.mu.Lock()
+	if since := time.Since(r.lastTry); !force && r.inflight == nil && since < r.cfg.MinFetchInterval {
+		// Too soon for another fetch: wait for the next one allowed, which every caller in
+		// the meantime shares. A key that was rotated in just after a fetch is then found
+		// without failing the request, and a flood of unknown kids still makes at most one
+		// fetch per interval.
+		next := r.scheduled
+		if next == nil && time.Since(r.lastWait) < r.cfg.MinFetchInterval {
+			err := r.lastError // waited once this interval already: a flood is not held twice
+			r.mu.Unlock()
+			return err
+		}
+		if next == nil {
+			next = make(chan struct{})
+			r.scheduled = next
+			go r.fetchLater(r.cfg.MinFetchInterval-since, next)
+		}
+		r.mu.Unlock()
+		select {
+		case <-next:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.lastError
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Unlock()
+	return r.fetchNow(ctx)
+}
+
+// fetchLater fetches after delay and then closes done.
+func (r *RemoteKeys) fetchLater(delay time.Duration, done chan struct{}) {
+	time.Sleep(delay)
+	_ = r.refresh(context.Background(), true)
+	r.mu.Lock()
+	r.scheduled = nil
+	r.lastWait = time.Now()
+	close(done)
+	r.mu.Unlock()
+}
+
+// fetchNow fetches unless a fetch is under way, in which case it waits for that one.
+func (r *RemoteKeys) fetchNow(ctx context.Context) error {
 	r.mu.Lock()
 	if wait := r.inflight; wait != nil {
 		r.mu.Unlock()
@@ -141,11 +189,6 @@ func (r *RemoteKeys) refresh(ctx context.Context, force bool) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-	if !force && time.Since(r.lastTry) < r.cfg.MinFetchInterval {
-		err := r.lastError
-		r.mu.Unlock()
-		return err
 	}
 	r.lastTry = time.Now()
 	done := make(chan struct{})

@@ -275,7 +275,7 @@ func TestUnknownKidFloodIsBounded(t *testing.T) {
 	now := time.Now()
 	published := newTestKey(t, keys.EdDSA)
 	srv := newJWKSServer(t, published)
-	remote := NewRemoteKeys(RemoteKeysConfig{URL: srv.URL}) // default MinFetchInterval: 5 s
+	remote := NewRemoteKeys(RemoteKeysConfig{URL: srv.URL, MinFetchInterval: time.Second})
 	v, err := NewVerifier(VerifierConfig{TenantID: testTenant, Issuer: testIssuer, Audience: testAudience, Keys: remote})
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +291,8 @@ func TestUnknownKidFloodIsBounded(t *testing.T) {
 		tokens <- sign(t, forger, validClaims(now), func(tok *jwt.Token) { tok.Header["kid"] = fmt.Sprintf("forged-%d", i) })
 	}
 	close(tokens)
-	start := srv.fetches.Load()
+	before := srv.fetches.Load()
+	start := time.Now()
 	var wg sync.WaitGroup
 	var accepted atomic.Int64
 	for range workers {
@@ -304,12 +305,12 @@ func TestUnknownKidFloodIsBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	fetched := srv.fetches.Load() - start
+	fetched := srv.fetches.Load() - before
 	if accepted.Load() != 0 {
 		t.Fatalf("%d forged tokens were accepted", accepted.Load())
 	}
-	if fetched > 3 {
-		t.Fatalf("10,000 unknown-kid tokens caused %d JWKS fetches; want at most 3", fetched)
+	if limit := int64(time.Since(start)/time.Second) + 2; fetched > limit {
+		t.Fatalf("10,000 unknown-kid tokens caused %d JWKS fetches; want at most %d (one per MinFetchInterval, plus one)", fetched, limit)
 	}
 	t.Logf("10,000 unknown-kid tokens caused %d JWKS fetch(es)", fetched)
 }
@@ -345,5 +346,29 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyRotatedJustAfterAFetchIsFound publishes a new key right after the verifier fetched
+// the set: a token of the new key waits for the next allowed fetch instead of failing.
+func TestKeyRotatedJustAfterAFetchIsFound(t *testing.T) {
+	now := time.Now()
+	first, second := newTestKey(t, keys.EdDSA), newTestKey(t, keys.EdDSA)
+	srv := newJWKSServer(t, first)
+	remote := NewRemoteKeys(RemoteKeysConfig{URL: srv.URL, MinFetchInterval: 300 * time.Millisecond})
+	v, err := NewVerifier(VerifierConfig{TenantID: testTenant, Issuer: testIssuer, Audience: testAudience, Keys: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), sign(t, first, validClaims(now), nil)); err != nil {
+		t.Fatal(err)
+	}
+	srv.publish(t, first, second)
+	start := time.Now()
+	if _, err := v.Verify(t.Context(), sign(t, second, validClaims(now), nil)); err != nil {
+		t.Fatalf("a token of a key published just after a fetch was refused: %v", err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Fatalf("waited %s for the next fetch; want at most MinFetchInterval", waited)
 	}
 }
