@@ -26,9 +26,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
 	"github.com/authmesh/authmesh/controllers"
+	"github.com/authmesh/authmesh/controllers/injection"
+	"github.com/authmesh/authmesh/controllers/webhookcert"
+	"github.com/authmesh/authmesh/internal/version"
 )
 
 // The leader-election lease lives in the controller's namespace, and leader election records
@@ -52,11 +56,16 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	opts.addFlags(fs)
 	config.RegisterFlags(fs) // -kubeconfig, for running outside a cluster
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("controller"))
+		return nil
 	}
 	if err := opts.validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
@@ -76,7 +85,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the Kubernetes API: %w", err)
 	}
+	var rotator *webhookcert.Rotator
+	webhookOpts := webhook.Options{Port: opts.WebhookPort, CertDir: opts.WebhookCertDir}
+	if opts.WebhookPort > 0 && opts.WebhookSelfSigned {
+		if rotator, err = webhookcert.New(opts.webhookCertOptions()); err != nil {
+			return err
+		}
+		webhookOpts.TLSOpts = rotator.TLSOpts()
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:                 webhook.NewServer(webhookOpts),
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:        opts.ProbeAddr,
@@ -125,6 +143,26 @@ func run(ctx context.Context, args []string) error {
 	}
 	if err := tenants.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Tenant controller: %w", err)
+	}
+	if opts.WebhookPort > 0 {
+		if rotator != nil {
+			if err := rotator.SetupWithManager(mgr); err != nil {
+				return fmt.Errorf("setting up the webhook certificates: %w", err)
+			}
+			if err := mgr.AddReadyzCheck("webhook-certificate", rotator.ReadyCheck()); err != nil {
+				return err
+			}
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
+		injOpts, err := opts.injectionOptions()
+		if err != nil {
+			return err
+		}
+		if _, err := injection.SetupWithManager(mgr, injOpts); err != nil {
+			return fmt.Errorf("setting up the sidecar injector: %w", err)
+		}
 	}
 
 	log.Info("starting", "namespace", opts.Namespace, "authServerURL", opts.AuthServerURL, "leaderElect", opts.LeaderElect)

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
 	"github.com/authmesh/authmesh/internal/testenv"
@@ -55,7 +57,25 @@ func TestRunServesProbesMetricsAndReconciles(t *testing.T) {
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, probeAddr, webhookAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	_, webhookPort, _ := net.SplitHostPort(webhookAddr)
+
+	// The injection webhook's configuration, as installed: the manager patches its caBundle.
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := os.ReadFile(filepath.Join(root, "config", "webhook", "manifests.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var webhookConfig admissionregistrationv1.MutatingWebhookConfiguration
+	if err := yaml.Unmarshal(manifest, &webhookConfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Client.Create(ctx, &webhookConfig); err != nil {
+		t.Fatal(err)
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -68,6 +88,8 @@ func TestRunServesProbesMetricsAndReconciles(t *testing.T) {
 			"-mongodb-timeout", "2s",
 			"-metrics-bind-address", metricsAddr,
 			"-health-probe-bind-address", probeAddr,
+			"-webhook-port", webhookPort,
+			"-sidecar-feed-url", "http://authmesh-authserver.authmesh-system.svc:3503",
 		})
 	}()
 	defer func() {
@@ -98,6 +120,18 @@ func TestRunServesProbesMetricsAndReconciles(t *testing.T) {
 		}
 		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 			return fmt.Errorf("no holder")
+		}
+		return nil
+	})
+
+	poll(t, "the webhook configuration carries the manager's CA", func() error {
+		if err := api.Client.Get(ctx, client.ObjectKeyFromObject(&webhookConfig), &webhookConfig); err != nil {
+			return err
+		}
+		for _, w := range webhookConfig.Webhooks {
+			if len(w.ClientConfig.CABundle) == 0 {
+				return fmt.Errorf("webhook %s has no caBundle", w.Name)
+			}
 		}
 		return nil
 	})

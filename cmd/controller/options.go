@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +10,13 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/authmesh/authmesh/controllers/injection"
+	"github.com/authmesh/authmesh/controllers/webhookcert"
 )
 
 // options is the controller's configuration: flags, each with an environment fallback where
@@ -27,6 +34,25 @@ type options struct {
 	LeaderElect      bool
 	LeaderElectionID string
 	Verbosity        int
+
+	// The sidecar injection webhook.
+	WebhookPort           int
+	WebhookSelfSigned     bool
+	WebhookCertDir        string
+	WebhookCertSecret     string
+	WebhookService        string
+	WebhookConfiguration  string
+	SidecarImage          string
+	SidecarPullPolicy     string
+	SidecarCPU            string
+	SidecarMemory         string
+	SidecarCPULimit       string
+	SidecarMemoryLimit    string
+	SidecarMaxCPU         string
+	SidecarMaxMemory      string
+	SidecarAuthURL        string
+	SidecarFeedURL        string
+	InternalTokenAudience string
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -48,6 +74,82 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "run the controllers only while holding the leader-election lease")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "authmesh-controller.authmesh.dev", "name of the leader-election lease")
 	fs.IntVar(&o.Verbosity, "v", 0, "log verbosity: 0 info, 1 and up debug")
+
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the sidecar injection webhook (0 disables injection)")
+	fs.BoolVar(&o.WebhookSelfSigned, "webhook-self-signed", true,
+		"manage the webhook's CA and serving certificate in a Secret and patch caBundle; false: use -webhook-cert-dir (cert-manager)")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "serving certificate directory when not self-signed")
+	fs.StringVar(&o.WebhookCertSecret, "webhook-cert-secret", "authmesh-webhook-cert", "Secret in -namespace holding the self-managed webhook certificates")
+	fs.StringVar(&o.WebhookService, "webhook-service", "authmesh-webhook-service", "Service in -namespace in front of the webhook")
+	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", "authmesh-sidecar-injector", "MutatingWebhookConfiguration whose caBundle is patched")
+	fs.StringVar(&o.SidecarImage, "sidecar-image", envOr("AUTHMESH_SIDECAR_IMAGE", "authmesh/sidecar:dev"), "image of the injected sidecar (env AUTHMESH_SIDECAR_IMAGE)")
+	fs.StringVar(&o.SidecarPullPolicy, "sidecar-image-pull-policy", "IfNotPresent", "pull policy of the sidecar image")
+	fs.StringVar(&o.SidecarCPU, "sidecar-cpu", "50m", "the sidecar's CPU request")
+	fs.StringVar(&o.SidecarMemory, "sidecar-memory", "64Mi", "the sidecar's memory request")
+	fs.StringVar(&o.SidecarCPULimit, "sidecar-cpu-limit", "", "the sidecar's CPU limit (empty: none)")
+	fs.StringVar(&o.SidecarMemoryLimit, "sidecar-memory-limit", "256Mi", "the sidecar's memory limit")
+	fs.StringVar(&o.SidecarMaxCPU, "sidecar-max-cpu", "2", "most CPU a pod's annotations may give its sidecar")
+	fs.StringVar(&o.SidecarMaxMemory, "sidecar-max-memory", "1Gi", "most memory a pod's annotations may give its sidecar")
+	fs.StringVar(&o.SidecarAuthURL, "sidecar-auth-url", os.Getenv("AUTHMESH_SIDECAR_AUTH_URL"),
+		"the auth server's public API as sidecars reach it, e.g. http://authmesh-authserver.authmesh-system.svc:3502 (default -auth-server-url; env AUTHMESH_SIDECAR_AUTH_URL)")
+	fs.StringVar(&o.SidecarFeedURL, "sidecar-feed-url", os.Getenv("AUTHMESH_SIDECAR_FEED_URL"),
+		"the auth server's internal API as sidecars reach it, e.g. http://authmesh-authserver.authmesh-system.svc:3503 (env AUTHMESH_SIDECAR_FEED_URL)")
+	fs.StringVar(&o.InternalTokenAudience, "internal-token-audience", "authmesh-internal",
+		"audience of the ServiceAccount token sidecars present to the internal API")
+}
+
+// injectionOptions builds the sidecar injector's options from the flags.
+func (o *options) injectionOptions() (injection.Options, error) {
+	io := injection.DefaultOptions()
+	var errs []error
+	quantity := func(flagName, value string) (resource.Quantity, bool) {
+		if value == "" {
+			return resource.Quantity{}, false
+		}
+		q, err := resource.ParseQuantity(value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-%s %q: %w", flagName, value, err))
+			return resource.Quantity{}, false
+		}
+		return q, true
+	}
+	io.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	for _, q := range []struct {
+		flag, value string
+		list        corev1.ResourceList
+		name        corev1.ResourceName
+	}{
+		{"sidecar-cpu", o.SidecarCPU, io.Resources.Requests, corev1.ResourceCPU},
+		{"sidecar-memory", o.SidecarMemory, io.Resources.Requests, corev1.ResourceMemory},
+		{"sidecar-cpu-limit", o.SidecarCPULimit, io.Resources.Limits, corev1.ResourceCPU},
+		{"sidecar-memory-limit", o.SidecarMemoryLimit, io.Resources.Limits, corev1.ResourceMemory},
+	} {
+		if v, ok := quantity(q.flag, q.value); ok {
+			q.list[q.name] = v
+		}
+	}
+	if v, ok := quantity("sidecar-max-cpu", o.SidecarMaxCPU); ok {
+		io.MaxCPU = v
+	}
+	if v, ok := quantity("sidecar-max-memory", o.SidecarMaxMemory); ok {
+		io.MaxMemory = v
+	}
+	io.Image, io.ImagePullPolicy = o.SidecarImage, corev1.PullPolicy(o.SidecarPullPolicy)
+	io.AuthURL = cmp.Or(o.SidecarAuthURL, o.AuthServerURL)
+	io.IssuerURL = o.AuthServerURL // tokens' iss is <auth-server-url>/t/<tenant>
+	io.FeedURL = o.SidecarFeedURL
+	io.InternalTokenAudience = o.InternalTokenAudience
+	io.Namespace = o.Namespace
+	io.Registerer = ctrlmetrics.Registry
+	return io, errors.Join(append(errs, io.Validate())...)
+}
+
+// webhookCertOptions builds the certificate rotator's options from the flags.
+func (o *options) webhookCertOptions() webhookcert.Options {
+	co := webhookcert.DefaultOptions()
+	co.Namespace, co.SecretName, co.ServiceName = o.Namespace, o.WebhookCertSecret, o.WebhookService
+	co.WebhookConfigurations = []string{o.WebhookConfiguration}
+	return co
 }
 
 // validate returns every problem at once.
@@ -85,6 +187,20 @@ func (o *options) validate() error {
 	}
 	if o.Verbosity < 0 {
 		errs = append(errs, fmt.Errorf("-v %d: want 0 or more", o.Verbosity))
+	}
+	if o.WebhookPort < 0 || o.WebhookPort > 65535 {
+		errs = append(errs, fmt.Errorf("-webhook-port %d: want 0 (off) or a port", o.WebhookPort))
+	}
+	if o.WebhookPort > 0 {
+		if _, err := o.injectionOptions(); err != nil {
+			errs = append(errs, err)
+		}
+		if o.WebhookSelfSigned {
+			co := o.webhookCertOptions()
+			if err := co.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

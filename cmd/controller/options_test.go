@@ -9,7 +9,7 @@ import (
 
 func parse(t *testing.T, args ...string) *options {
 	t.Helper()
-	for _, env := range []string{"AUTHMESH_NAMESPACE", "AUTHMESH_AUTH_SERVER_URL", "AUTHMESH_MONGODB_URI", "AUTHMESH_MONGODB_URI_SECRET"} {
+	for _, env := range []string{"AUTHMESH_NAMESPACE", "AUTHMESH_AUTH_SERVER_URL", "AUTHMESH_MONGODB_URI", "AUTHMESH_MONGODB_URI_SECRET", "AUTHMESH_SIDECAR_FEED_URL", "AUTHMESH_SIDECAR_AUTH_URL", "AUTHMESH_SIDECAR_IMAGE"} {
 		t.Setenv(env, "")
 	}
 	var o options
@@ -23,18 +23,20 @@ func parse(t *testing.T, args ...string) *options {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	valid := []string{"-auth-server-url", "https://auth.example.com", "-mongodb-uri", "mongodb://db:27017"}
+	valid := []string{"-auth-server-url", "https://auth.example.com", "-mongodb-uri", "mongodb://db:27017", "-sidecar-feed-url", "http://authserver.authmesh-system.svc:3503"}
 	cases := map[string]struct {
 		args []string
 		want []string // every problem reported; none means valid
 	}{
-		"minimal":             {args: valid},
-		"URI from a Secret":   {args: []string{"-auth-server-url", "http://localhost:3502/", "-mongodb-uri-secret", "platform-mongo"}},
-		"nothing set":         {want: []string{"-auth-server-url (or AUTHMESH_AUTH_SERVER_URL) is required", "one of -mongodb-uri"}},
-		"both URI sources":    {args: append(valid, "-mongodb-uri-secret", "x"), want: []string{"both set"}},
-		"issuer with a query": {args: []string{"-auth-server-url", "https://auth.example.com/?a=b", "-mongodb-uri", "mongodb://db"}, want: []string{"without query"}},
-		"relative issuer":     {args: []string{"-auth-server-url", "auth.example.com", "-mongodb-uri", "mongodb://db"}, want: []string{"absolute http(s) URL"}},
-		"not a MongoDB URI":   {args: []string{"-auth-server-url", "https://a.example", "-mongodb-uri", "postgres://db"}, want: []string{"mongodb:// or mongodb+srv://"}},
+		"minimal":                      {args: valid},
+		"URI from a Secret":            {args: []string{"-auth-server-url", "http://localhost:3502/", "-mongodb-uri-secret", "platform-mongo", "-webhook-port", "0"}},
+		"injection without a feed URL": {args: []string{"-auth-server-url", "https://a.example", "-mongodb-uri", "mongodb://db"}, want: []string{"feed URL is required"}},
+		"bad sidecar resources":        {args: append(valid, "-sidecar-memory", "lots", "-webhook-port", "70000"), want: []string{"-sidecar-memory", "-webhook-port 70000"}},
+		"nothing set":                  {want: []string{"-auth-server-url (or AUTHMESH_AUTH_SERVER_URL) is required", "one of -mongodb-uri"}},
+		"both URI sources":             {args: append(valid, "-mongodb-uri-secret", "x"), want: []string{"both set"}},
+		"issuer with a query":          {args: []string{"-auth-server-url", "https://auth.example.com/?a=b", "-mongodb-uri", "mongodb://db"}, want: []string{"without query"}},
+		"relative issuer":              {args: []string{"-auth-server-url", "auth.example.com", "-mongodb-uri", "mongodb://db"}, want: []string{"absolute http(s) URL"}},
+		"not a MongoDB URI":            {args: []string{"-auth-server-url", "https://a.example", "-mongodb-uri", "postgres://db"}, want: []string{"mongodb:// or mongodb+srv://"}},
 		"everything wrong at once": {
 			args: append(valid, "-namespace", "Bad_NS", "-mongodb-timeout", "0s", "-recheck-interval", "-1s", "-leader-election-id", "Not Valid", "-v", "-2"),
 			want: []string{"-namespace", "-mongodb-timeout", "-recheck-interval", "-leader-election-id", "-v -2"},
