@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -56,6 +57,17 @@ type Config struct {
 
 	// ShutdownTimeout bounds the graceful shutdown of the listeners.
 	ShutdownTimeout time.Duration
+
+	// TrustedProxies are the proxies (CIDRs) whose X-Forwarded-For names the client IP of
+	// public requests; empty trusts none (see package clientinfo).
+	TrustedProxies []netip.Prefix
+
+	// Identity configures signup, login, lockout, unlock and their mail (package identity).
+	Identity IdentityConfig
+
+	// Sessions configures sessions, the revocation feed and internal API authentication
+	// (packages sessions and internalauth).
+	Sessions SessionsConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -79,6 +91,8 @@ func DefaultConfig() Config {
 		LogLevel:              "info",
 		LogFormat:             "json",
 		ShutdownTimeout:       20 * time.Second,
+		Identity:              DefaultIdentityConfig(),
+		Sessions:              DefaultSessionsConfig(),
 	}
 }
 
@@ -150,6 +164,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("log-format %q must be json or text", c.LogFormat)
+	}
+	if err := c.Identity.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Sessions.Validate(c.InternalAddr); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,15 @@
 //	                          middleware and context, CORS, defaults
 //	authserver/tenancy/kube   the Kubernetes tenant source (Tenants and their Secrets)
 //	authserver/tokens         access-token signing, JWKS and discovery documents
+//	authserver/identity       signup, users and identifiers, password login, emailed codes,
+//	                          lockout and unlock, their rate limits (CreateUser for seeding)
+//	authserver/password       argon2id hashing with PHC strings and a bound on concurrency
+//	authserver/mail           sending mail over SMTP (go-mail)
+//	authserver/ratelimit      in-memory token buckets per key, bounded
+//	authserver/clientinfo     the client IP (trusted proxies) and device names
+//	authserver/sessions       sessions, refresh rotation and reuse detection, logout, the
+//	                          bearer-route middleware, the revocation feed, introspection
+//	authserver/internalauth   who may call the internal API (none on loopback, TokenReview)
 //
 // Adding routes. A feature (signup, login, sessions, ...) lives in its own package under
 // authserver/ and registers its routes on Server.Public (or Server.Internal) from New:

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/authmesh/authmesh/authserver/clientinfo"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/authserver/tokens"
@@ -30,6 +31,7 @@ type Server struct {
 	Internal *httpapi.Router
 
 	admin    *http.ServeMux
+	clientIP *clientinfo.Resolver
 	draining atomic.Bool
 }
 
@@ -85,7 +87,8 @@ func New(cfg Config, logger *slog.Logger, metrics *prometheus.Registry) (*Server
 			Metrics:     httpMetrics,
 			Classifiers: []httpapi.Classifier{tenancy.Classify},
 		}),
-		admin: http.NewServeMux(),
+		admin:    http.NewServeMux(),
+		clientIP: clientinfo.NewResolver(cfg.TrustedProxies),
 	}
 	s.routes(metrics)
 	return s, nil
@@ -152,7 +155,8 @@ func etagMatches(header, etag string) bool {
 }
 
 // PublicHandler, InternalHandler and AdminHandler are the three listeners' handlers.
-func (s *Server) PublicHandler() http.Handler   { return s.Public }
+// The public handler resolves each request's client IP first (clientinfo.IP).
+func (s *Server) PublicHandler() http.Handler   { return s.clientIP.Middleware(s.Public) }
 func (s *Server) InternalHandler() http.Handler { return s.Internal }
 func (s *Server) AdminHandler() http.Handler    { return s.admin }
 

@@ -66,7 +66,6 @@ type RemoteKeys struct {
 	lastTry   time.Time
 	inflight  chan struct{} // closed when the fetch under way ends
 	scheduled chan struct{} // closed when the fetch waiting for MinFetchInterval ends
-	lastWait  time.Time     // when the last such waited-for fetch ended
 	lastError error
 
 	fetches atomic.Int64
@@ -131,21 +130,14 @@ func (r *RemoteKeys) Run(ctx context.Context) {
 }
 
 // refresh fetches the set. Within MinFetchInterval of the last fetch it instead waits for the
-// next allowed fetch, at most once per interval (later callers get the last result at once);
-// force skips the limit. Concurrent callers share one fetch.
+// next allowed fetch, which all callers in the meantime share; force skips the limit. So a
+// flood of unknown kids causes one fetch per interval and is itself slowed to that pace,
+// while a token of a freshly rotated key waits at most one interval and passes.
 func (r *RemoteKeys) refresh(ctx context.Context, force bool) error {
 	r.mu.Lock()
 	if since := time.Since(r.lastTry); !force && r.inflight == nil && since < r.cfg.MinFetchInterval {
-		// Too soon for another fetch: wait for the next one allowed, which every caller in
-		// the meantime shares. A key that was rotated in just after a fetch is then found
-		// without failing the request, and a flood of unknown kids still makes at most one
-		// fetch per interval.
+		// Too soon for another fetch: wait for the next one allowed.
 		next := r.scheduled
-		if next == nil && time.Since(r.lastWait) < r.cfg.MinFetchInterval {
-			err := r.lastError // waited once this interval already: a flood is not held twice
-			r.mu.Unlock()
-			return err
-		}
 		if next == nil {
 			next = make(chan struct{})
 			r.scheduled = next
@@ -171,7 +163,6 @@ func (r *RemoteKeys) fetchLater(delay time.Duration, done chan struct{}) {
 	_ = r.refresh(context.Background(), true)
 	r.mu.Lock()
 	r.scheduled = nil
-	r.lastWait = time.Now()
 	close(done)
 	r.mu.Unlock()
 }

@@ -599,7 +599,7 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
-// TestPolicyDocPatternTable pins the pattern table of POLICY.md.
+// TestPolicyDocPatternTable pins the pattern table of the README's route policy section.
 func TestPolicyDocPatternTable(t *testing.T) {
 	tests := map[string]struct {
 		matches, misses []string

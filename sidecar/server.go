@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Sidecar, error)
 		Tenant:     pp.Tenant,
 		Verifiers:  s.tenants.verifier,
 		Sessions:   s.tenants,
-		OnDecision: s.metrics.decided,
+		OnDecision: s.decided,
 	})
 	if err != nil {
 		return nil, err
@@ -86,6 +86,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Sidecar, error)
 	s.handler = enforcer.Wrap(newProxy(upstreamURL, &s.cfg, s.metrics, logger))
 	logger.Info("sidecar configured", "tenant", pp.Tenant, "upstream", upstreamURL.String(), "policy", pp.Policy.String())
 	return s, nil
+}
+
+// decided counts every decision and logs refusals at debug level.
+func (s *Sidecar) decided(r *http.Request, reason string) {
+	s.metrics.decided(r, reason)
+	if reason != guard.ReasonAllowed && reason != guard.ReasonPublic && s.logger.Enabled(r.Context(), slog.LevelDebug) {
+		s.logger.Debug("refused", "reason", reason, "method", r.Method, "path", r.URL.Path)
+	}
 }
 
 // Handler is the guarded proxy.

@@ -488,9 +488,9 @@ func TestSidecarBoundsJWKSFetchesUnderFlood(t *testing.T) {
 	before := is.jwksFetches("darmist1")
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range 8 {
+	for w := range 200 {
 		wg.Go(func() {
-			for i := range 250 {
+			for i := range 10 {
 				tok := is.token(tokenOpts{tenant: "darmist1", role: "user", kid: fmt.Sprintf("forged-%d-%d", w, i), tamper: i%2 == 0})
 				if resp, _ := send(t, sc.url, "GET", "/x", map[string]string{"Authorization": "Bearer " + tok}); resp.StatusCode != 401 {
 					t.Errorf("forged token got %d", resp.StatusCode)

@@ -2,13 +2,7 @@ package sessions
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,7 +44,7 @@ type Session struct {
 	ExpiresAt     time.Time  `bson:"expiresAt"`               // absolute end: refreshTokenTTL after login
 	IdleExpiresAt *time.Time `bson:"idleExpiresAt,omitempty"` // when the tenant sets idleTimeout
 	Generation    int64      `bson:"generation"`
-	RefreshHash   string     `bson:"refreshHash"` // hex SHA-256 of the current secret
+	RefreshHash   string     `bson:"refreshHash"` // HashSecret of the current secret
 	PrevHash      string     `bson:"prevHash,omitempty"`
 	RotatedAt     *time.Time `bson:"rotatedAt,omitempty"`
 	RevokedAt     *time.Time `bson:"revokedAt,omitempty"`
@@ -58,26 +52,23 @@ type Session struct {
 	// AccessExpiresAt is when the last access token issued for the session expires; a
 	// revocation must be published until then.
 	AccessExpiresAt time.Time `bson:"accessExpiresAt"`
-}
-
-// Service starts and manages sessions.
-type Service struct {
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
+	// TagKey (base64url, 256 bits) authenticates the refresh tokens of this session, every
+	// generation of them, so a token of an earlier generation can be told from a forgery
+	// (see the package doc). It is never returned by any API.
+	TagKey string `bson:"tagKey"`
+	// RevokeOp marks the sessions one logout-all revoked, so it can publish exactly those.
+	RevokeOp string `bson:"revokeOp,omitempty"`
 }
 
 // Start creates a session for a user who just proved who they are, and its first token pair.
 func (s *Service) Start(ctx context.Context, t *tenancy.Tenant, userID, role string, d Device) (TokenPair, error) {
 	now := s.now()
 	sid := uuid.NewString()
-	secret, hash, err := newSecret()
+	tagKey, err := newTagKey()
+	if err != nil {
+		return TokenPair{}, err
+	}
+	secret, hash, err := newSecret(tagKey, sid, 0)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -88,7 +79,7 @@ func (s *Service) Start(ctx context.Context, t *tenancy.Tenant, userID, role str
 	sess := Session{
 		ID: sid, UserID: userID, DeviceName: d.Name, IP: d.IP, UserAgent: d.UserAgent,
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(t.Spec.Tokens.RefreshTokenTTL.Duration),
-		Generation: 0, RefreshHash: hash, AccessExpiresAt: now.Add(access.ExpiresIn),
+		Generation: 0, RefreshHash: hash, AccessExpiresAt: access.Claims.ExpiresAt.Time.UTC(), TagKey: tagKey,
 	}
 	if idle := t.Spec.Tokens.IdleTimeout.Duration; idle > 0 {
 		at := now.Add(idle)
@@ -97,6 +88,7 @@ func (s *Service) Start(ctx context.Context, t *tenancy.Tenant, userID, role str
 	if _, err := t.DB.Collection(tenantdb.Sessions).InsertOne(ctx, sess); err != nil {
 		return TokenPair{}, fmt.Errorf("sessions: creating: %w", err)
 	}
+	s.noteTenant(t.ID)
 	return TokenPair{
 		AccessToken:  access.Token,
 		RefreshToken: RefreshToken(sid, 0, secret),
@@ -104,27 +96,6 @@ func (s *Service) Start(ctx context.Context, t *tenancy.Tenant, userID, role str
 		ExpiresIn:    int64(access.ExpiresIn / time.Second),
 		SessionID:    sid,
 	}, nil
-}
-
-// RefreshToken formats a refresh token.
-func RefreshToken(sid string, generation int64, secret string) string {
-	return sid + "." + strconv.FormatInt(generation, 10) + "." + secret
-}
-
-// newSecret returns a 256-bit secret (base64url) and the hash stored in its place.
-func newSecret() (secret, hash string, err error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	secret = base64.RawURLEncoding.EncodeToString(b)
-	return secret, HashSecret(secret), nil
-}
-
-// HashSecret is the stored form of a refresh secret.
-func HashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
 }
 
 // ActiveFilter matches sessions that are neither revoked nor expired at now; every query for
@@ -140,18 +111,7 @@ func ActiveFilter(now time.Time) bson.D {
 	}
 }
 
-// DeviceFromRequest describes the client of r. The name is the raw user agent for now.
-func DeviceFromRequest(r *http.Request) Device {
-	ua := r.UserAgent()
-	return Device{Name: ua, IP: clientIP(r), UserAgent: ua}
-}
-
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	for i := len(host) - 1; i >= 0; i-- {
-		if host[i] == ':' {
-			return host[:i]
-		}
-	}
-	return host
+// active reports whether a session is neither revoked nor expired at now (ActiveFilter in Go).
+func (d *Session) active(now time.Time) bool {
+	return d.RevokedAt == nil && d.ExpiresAt.After(now) && (d.IdleExpiresAt == nil || d.IdleExpiresAt.After(now))
 }

@@ -20,13 +20,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/authmesh/authmesh/authserver"
+	"github.com/authmesh/authmesh/authserver/identity"
+	"github.com/authmesh/authmesh/authserver/internalauth"
+	"github.com/authmesh/authmesh/authserver/sessions"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/authserver/tenancy/kube"
+	"github.com/authmesh/authmesh/internal/version"
 )
 
 func main() {
@@ -38,6 +43,10 @@ func main() {
 
 func run(args []string) error {
 	cfg, err := parseConfig(args, os.Getenv)
+	if errors.Is(err, errVersion) {
+		fmt.Println(version.String("authserver"))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -57,11 +66,32 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	sess, err := sessions.New(sessions.Options{
+		Registry:            srv.Registry,
+		Decoder:             srv.Decoder,
+		Logger:              logger.With("component", "sessions"),
+		Registerer:          metrics,
+		FeedPollInterval:    cfg.Sessions.FeedPollInterval,
+		FeedMaxWait:         cfg.Sessions.FeedMaxWait,
+		MaintenanceInterval: cfg.Sessions.MaintenanceInterval,
+	})
+	if err != nil {
+		return err
+	}
+	internalAuth, err := internalAuthenticator(cfg)
+	if err != nil {
+		return err
+	}
+	sess.Register(sessions.Routes{Public: srv.Public, Internal: srv.Internal, InternalAuth: internalauth.Middleware(internalAuth)})
+	if _, err := identity.Register(srv, identity.Options{Sessions: sess, Registerer: metrics}); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx, src) })
+	g.Go(func() error { return sess.Run(ctx) })
 	for _, l := range []struct {
 		name, addr string
 		h          http.Handler
@@ -125,6 +155,16 @@ func parseConfig(args []string, getenv func(string) string) (authserver.Config, 
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json or text")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take at shutdown")
+	fs.StringVar(&cfg.Sessions.InternalAuth, "internal-auth", cfg.Sessions.InternalAuth, "how internal API callers authenticate: none (loopback internal-addr only) or tokenreview (Kubernetes ServiceAccount tokens)")
+	fs.StringVar(&cfg.Sessions.InternalAudience, "internal-audience", cfg.Sessions.InternalAudience, "audience internal callers' ServiceAccount tokens must be minted for (tokenreview)")
+	fs.Func("internal-allowed", "comma-separated ServiceAccounts (namespace/name or namespace/*) allowed on the internal API; empty allows any with a token for the audience (tokenreview)", func(v string) error {
+		cfg.Sessions.InternalAllowed = splitList(v)
+		return nil
+	})
+	fs.DurationVar(&cfg.Sessions.FeedPollInterval, "revocation-poll-interval", cfg.Sessions.FeedPollInterval, "how often a followed tenant's revocations are polled")
+	fs.DurationVar(&cfg.Sessions.FeedMaxWait, "revocation-max-wait", cfg.Sessions.FeedMaxWait, "longest revocation feed long poll")
+	fs.DurationVar(&cfg.Sessions.MaintenanceInterval, "session-maintenance-interval", cfg.Sessions.MaintenanceInterval, "how often expired sessions and revocations are pruned and active sessions counted")
+	identityFlags(fs, &cfg)
 
 	if ns := getenv("POD_NAMESPACE"); ns != "" {
 		cfg.Namespace = ns
@@ -141,14 +181,21 @@ func parseConfig(args []string, getenv func(string) string) (authserver.Config, 
 	if err := errors.Join(envErrs...); err != nil {
 		return cfg, err
 	}
+	showVersion := fs.Bool("version", false, "print the version and exit") // after the AUTHMESH_* loop: no environment variable
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if *showVersion {
+		return cfg, errVersion
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return cfg, nil
 }
+
+// errVersion is parseConfig's answer to -version.
+var errVersion = errors.New("version requested")
 
 func newLogger(cfg authserver.Config) *slog.Logger {
 	level, _ := cfg.SlogLevel() // validated
@@ -181,4 +228,40 @@ func tenantSource(cfg authserver.Config, logger *slog.Logger) (tenancy.Source, e
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
 	return kube.NewSource(kube.Options{Config: restConfig, Namespace: cfg.Namespace, Logger: logger})
+}
+
+// internalAuthenticator builds the internal API's authenticator for cfg.Sessions.InternalAuth.
+func internalAuthenticator(cfg authserver.Config) (internalauth.Authenticator, error) {
+	if cfg.Sessions.InternalAuth != authserver.InternalAuthTokenReview {
+		return internalauth.None{}, nil
+	}
+	var restConfig *rest.Config
+	var err error
+	if cfg.Kubeconfig != "" {
+		restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	} else {
+		restConfig, err = ctrlconfig.GetConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration (internal-auth tokenreview): %w", err)
+	}
+	clientset, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	return internalauth.NewTokenReview(internalauth.TokenReviewOptions{
+		Reviews:   clientset.AuthenticationV1().TokenReviews(),
+		Audiences: []string{cfg.Sessions.InternalAudience},
+		Allowed:   cfg.Sessions.InternalAllowed,
+	})
+}
+
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

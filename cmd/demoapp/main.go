@@ -6,15 +6,23 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/authmesh/authmesh/internal/version"
 )
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:3501", "address to serve on")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String("demoapp"))
+		return
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "demoapp")
 	srv := &http.Server{Addr: *addr, Handler: echo(), ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("demo app listening", "addr", *addr)

@@ -31,6 +31,13 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
+// version and commit are stamped with -ldflags "-X main.version=... -X main.commit=..." (devdb is
+// its own module, so it cannot use the main module's internal/version).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "devdb:", err)
@@ -43,7 +50,12 @@ func run() error {
 	dataDir := flag.String("data", ".dev/db", "directory for the SQLite files, one per database (created if missing)")
 	serialize := flag.Bool("serialize", true, "pass wire messages to FerretDB one at a time (MongoDB's single-document atomicity)")
 	verbose := flag.Bool("v", false, "log FerretDB's own messages at info level (default: errors only)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Printf("devdb %s (commit %s)\n", version, commit)
+		return nil
+	}
 
 	if err := raiseOpenFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "devdb: warning: could not raise the open-file limit:", err)

@@ -17,12 +17,18 @@ import (
 	"syscall"
 
 	"github.com/authmesh/authmesh/internal/mailcapture"
+	"github.com/authmesh/authmesh/internal/version"
 )
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:1025", "SMTP address to accept mail on")
 	mailbox := flag.String("mailbox", ".dev/mailbox.jsonl", "file the messages are appended to, one JSON object per line")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String("devmail"))
+		return
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "devmail")
 	if err := run(*addr, *mailbox, logger); err != nil {
 		logger.Error("stopped", "err", err)

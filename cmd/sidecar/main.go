@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authmesh/authmesh/internal/version"
 	"github.com/authmesh/authmesh/sidecar"
 )
 
@@ -55,8 +56,13 @@ func run() error {
 	b.duration(&cfg.MinJWKSFetchInterval, "min-jwks-fetch-interval", "AUTHMESH_MIN_JWKS_FETCH_INTERVAL", "least time between key fetches caused by unknown kids")
 	b.duration(&cfg.PolicyPollInterval, "policy-poll-interval", "AUTHMESH_POLICY_POLL_INTERVAL", "how often the annotations file is checked")
 	b.duration(&cfg.DrainDelay, "drain-delay", "AUTHMESH_DRAIN_DELAY", "time to keep serving, unready, after SIGTERM")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("sidecar"))
+		return nil
 	}
 	if len(b.errs) > 0 {
 		return errors.Join(b.errs...)

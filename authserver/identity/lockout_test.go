@@ -1,0 +1,163 @@
+package identity_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/authmesh/authmesh/authserver/identity"
+	"github.com/authmesh/authmesh/internal/tenantdb"
+)
+
+// TestParallelWrongPasswordsLockAtThreshold sends 50 wrong passwords at once to an account
+// with a threshold of 5: exactly 5 are checked (4 answered INVALID_CREDENTIALS, the 5th locks
+// and answers ACCOUNT_LOCKED), the other 45 are refused as locked without a check, and
+// exactly one unlock mail goes out.
+func TestParallelWrongPasswordsLockAtThreshold(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: map[string]string{"t1": "  login: {lockout: {maxFailedAttempts: 5, duration: 15m}}\n"}, rateLimits: &unlimited})
+	u := h.newUser("t1")
+	const parallel = 50
+	results := make(chan string, parallel)
+	var start sync.WaitGroup
+	start.Add(1)
+	for range parallel {
+		go func() {
+			start.Wait()
+			r, err := h.tryPost("t1", "/auth/login", map[string]string{"usernameOrEmailOrMobile": u.username, "password": "wrong-password"})
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			results <- r.env.Meta.Code
+		}()
+	}
+	start.Done()
+	counts := map[string]int{}
+	for range parallel {
+		counts[<-results]++
+	}
+	if counts[identity.CodeInvalidCredentials] != 4 || counts[identity.CodeAccountLocked] != parallel-4 {
+		t.Fatalf("outcomes %v, want 4 INVALID_CREDENTIALS and %d ACCOUNT_LOCKED", counts, parallel-4)
+	}
+	var doc struct {
+		FailedLogins int32      `bson:"failedLogins"`
+		LockedUntil  *time.Time `bson:"lockedUntil"`
+	}
+	if err := h.db("t1").Collection(tenantdb.Users).FindOne(context.Background(), bson.D{{Key: "username", Value: u.username}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.LockedUntil == nil || !doc.LockedUntil.Equal(h.clock.Now().Add(15*time.Minute)) || doc.FailedLogins != 0 {
+		t.Errorf("user after the burst: lockedUntil %v failedLogins %d; want locked for 15m with the counter reset", doc.LockedUntil, doc.FailedLogins)
+	}
+	// Every locking response returned after its mail was handed to SMTP: one lock, one mail.
+	if n := h.mailCount(u.email); n != 1 {
+		t.Fatalf("%d unlock mails, want exactly 1 per lock", n)
+	}
+	msg := h.waitMail(u.email, 0)
+	if !strings.Contains(msg.Text, "locked after 5 failed login attempts") || !strings.Contains(msg.Text, "in 15 minutes") ||
+		!strings.Contains(msg.Text, "/auth/unlock?token=t1.") {
+		t.Errorf("unlock mail:\n%s", msg.Text)
+	}
+
+	// Right password while locked: still locked, and no more mail.
+	want(t, h.loginAs("t1", u, u.password), http.StatusLocked, identity.CodeAccountLocked)
+	if n := h.mailCount(u.email); n != 1 {
+		t.Fatalf("%d unlock mails after another attempt, want 1", n)
+	}
+
+	// The lock ends by itself.
+	h.clock.Advance(15 * time.Minute)
+	r := h.loginAs("t1", u, u.password)
+	want(t, r, http.StatusOK, identity.CodeOTPSent)
+}
+
+// TestUnlockFromTheMailedLink follows the mailed link as a browser does (confirmation page,
+// then the form's POST) and checks that the GET alone unlocks nothing.
+func TestUnlockFromTheMailedLink(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: codeTenants, rateLimits: &unlimited})
+	u := h.newUser("t1")
+	link, token := h.lock("t1", u)
+	if !strings.HasPrefix(link, h.url+"/auth/unlock?token=t1.") {
+		t.Fatalf("link %q does not point at the auth server's public URL", link)
+	}
+	path := strings.TrimPrefix(link, h.url)
+
+	browser := "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	r, err := h.do("GET", path, map[string]string{"Accept": browser}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(r.body)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, `<form method="post" action="unlock">`) || !strings.Contains(body, `value="`+token+`"`) {
+		t.Fatalf("confirmation page: %d %s\n%s", r.status, r.header.Get("Content-Type"), body)
+	}
+	for k, v := range map[string]string{"Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-store"} {
+		if got := r.header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	want(t, h.loginAs("t1", u, u.password), http.StatusLocked, identity.CodeAccountLocked) // the GET changed nothing
+
+	form := url.Values{"token": {token}}.Encode()
+	r, err = h.do("POST", "/auth/unlock", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": browser}, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 200 || !strings.Contains(string(r.body), "Account unlocked") {
+		t.Fatalf("form POST: %d\n%s", r.status, r.body)
+	}
+	want(t, h.loginAs("t1", u, u.password), http.StatusOK, identity.CodeOTPSent)
+
+	// The same form again: the token was single use.
+	r, _ = h.do("POST", "/auth/unlock", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, form)
+	if r.status != 400 || !strings.Contains(string(r.body), "invalid, expired or was already used") {
+		t.Fatalf("reused token by form: %d\n%s", r.status, r.body)
+	}
+
+	// A JSON client unlocks with GET.
+	u2 := h.newUser("t1")
+	_, token2 := h.lock("t1", u2)
+	r, _ = h.do("GET", "/auth/unlock?token="+url.QueryEscape(token2), map[string]string{"Accept": "application/json"}, "")
+	want(t, r, http.StatusOK, identity.CodeAccountUnlocked)
+	want(t, h.loginAs("t1", u2, u2.password), http.StatusOK, identity.CodeOTPSent)
+
+	// Tokens are stored hashed.
+	n, _ := h.db("t1").Collection(tenantdb.AccountTokens).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: token}})
+	if n != 0 {
+		t.Error("an unlock token is stored in clear")
+	}
+}
+
+// TestSuccessResetsTheCounter: failures below the threshold are forgotten after a login.
+func TestSuccessResetsTheCounter(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: codeTenants, rateLimits: &unlimited})
+	u := h.newUser("t1")
+	for range 2 { // threshold 3
+		want(t, h.loginAs("t1", u, "wrong-password"), http.StatusUnauthorized, identity.CodeInvalidCredentials)
+	}
+	loginID, code := h.login("t1", u.username, u.password, u.email)
+	want(t, h.post("t1", "/auth/login/verify", map[string]string{"loginId": loginID, "otp": code}), http.StatusOK, identity.CodeLoginSuccess)
+	for range 2 {
+		want(t, h.loginAs("t1", u, "wrong-password"), http.StatusUnauthorized, identity.CodeInvalidCredentials)
+	}
+}
+
+// TestUserWithoutCounterField: a user document written by other code without failedLogins
+// is counted from zero, not refused as locked.
+func TestUserWithoutCounterField(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: codeTenants, rateLimits: &unlimited})
+	u := h.newUser("t1")
+	if _, err := h.db("t1").Collection(tenantdb.Users).UpdateOne(context.Background(), bson.D{{Key: "username", Value: u.username}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "failedLogins", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, h.loginAs("t1", u, "wrong-password"), http.StatusUnauthorized, identity.CodeInvalidCredentials)
+	want(t, h.loginAs("t1", u, u.password), http.StatusOK, identity.CodeOTPSent)
+}

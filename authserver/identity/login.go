@@ -1,0 +1,340 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/authmesh/authmesh/authserver/httpapi"
+	"github.com/authmesh/authmesh/authserver/sessions"
+	"github.com/authmesh/authmesh/authserver/tenancy"
+	"github.com/authmesh/authmesh/internal/tenantdb"
+)
+
+// signup creates a user with the tenant's default role.
+func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
+	var in signupRequest
+	if err := s.decoder.Decode(r, &in); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	t := tenancy.FromContext(ctx)
+	if err := s.allow(s.limits.signupAccount, t.ID+"|"+NormalizeEmail(in.Email)); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return err
+	}
+	u, err := createUser(ctx, t.DB, t.Spec, NewUser{
+		Username: in.Username, Email: in.Email, Mobile: in.Mobile, PasswordHash: hash, Role: t.Spec.DefaultRole,
+	}, s.now().UTC())
+	var exists *ExistsError
+	if errors.As(err, &exists) {
+		return httpapi.NewError(http.StatusConflict, CodeUserExists, "A user with this "+exists.Field+" already exists.").
+			WithDetails(map[string]string{"field": exists.Field})
+	}
+	if err != nil {
+		return err
+	}
+	httpapi.LogAttrs(ctx, slog.String("userId", u.ID))
+	return httpapi.WriteSuccess(w, r, http.StatusCreated, CodeSignupSuccess, "User registered successfully.", u.View())
+}
+
+// login checks a password and either mails a one-time code or, when the tenant has no OTP
+// step, starts the session.
+func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
+	var in loginRequest
+	if err := s.decoder.Decode(r, &in); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	t := tenancy.FromContext(ctx)
+	key := lookupKey(in.Identifier)
+	if err := s.allow(s.limits.loginAccount, t.ID+"|"+key); err != nil {
+		return err
+	}
+	u, err := findByIdentifier(ctx, t.DB, key)
+	if errors.Is(err, errNoUser) {
+		if err := s.hasher.VerifyDummy(ctx, in.Password); err != nil {
+			return err
+		}
+		return errInvalidCredentials()
+	}
+	if err != nil {
+		return err
+	}
+	httpapi.LogAttrs(ctx, slog.String("userId", u.ID))
+	now := s.now().UTC()
+	if u.lockedAt(now) {
+		return errAccountLocked(*u.LockedUntil, now)
+	}
+	// Count the attempt as a failure before checking it, so parallel guesses cannot pass
+	// the threshold; a right password gives the reservation back.
+	n, ok, err := reserveFailure(ctx, t.DB, u.ID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.lockedAnswer(ctx, t, u.ID, now)
+	}
+	right, rehash, err := s.hasher.Verify(ctx, in.Password, u.PasswordHash)
+	if err != nil {
+		_ = releaseFailure(ctx, t.DB, u.ID, now)
+		return err
+	}
+	if !right {
+		if err := s.failed(ctx, t, u, n, now); err != nil {
+			return err
+		}
+		return errInvalidCredentials()
+	}
+	if u.Disabled {
+		_ = releaseFailure(ctx, t.DB, u.ID, now)
+		return errAccountDisabled()
+	}
+	if rehash {
+		s.rehash(ctx, t, u, in.Password)
+	}
+	if !*t.Spec.Login.OTP.Enabled {
+		if err := resetFailures(ctx, t.DB, u.ID, now); err != nil {
+			return err
+		}
+		return s.startSession(w, r, t, u)
+	}
+	if err := releaseFailure(ctx, t.DB, u.ID, now); err != nil {
+		return err
+	}
+	return s.sendCode(w, r, t, u, now)
+}
+
+// lockedAnswer answers an attempt refused because the account is locked or at its threshold.
+func (s *Service) lockedAnswer(ctx context.Context, t *tenancy.Tenant, userID string, now time.Time) error {
+	until := now.Add(t.Spec.Login.Lockout.Duration.Duration)
+	if u, err := findUser(ctx, t.DB, userID); err == nil && u.lockedAt(now) {
+		until = *u.LockedUntil
+	}
+	return errAccountLocked(until, now)
+}
+
+// rehash stores a hash of pw with the current parameters, unless the hash changed meanwhile.
+func (s *Service) rehash(ctx context.Context, t *tenancy.Tenant, u *User, pw string) {
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err == nil {
+		_, err = t.DB.Collection(tenantdb.Users).UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: u.ID}, {Key: "passwordHash", Value: u.PasswordHash}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "passwordHash", Value: hash}}}})
+	}
+	if err != nil {
+		s.logger.Warn("rehashing a password with the current parameters failed", "tenant", t.ID, "userId", u.ID, "error", err.Error())
+	}
+}
+
+// startSession answers LOGIN_SUCCESS with a new session's tokens.
+func (s *Service) startSession(w http.ResponseWriter, r *http.Request, t *tenancy.Tenant, u *User) error {
+	pair, err := s.sessions.Start(r.Context(), t, u.ID, u.Role, sessions.DeviceFromRequest(r))
+	if err != nil {
+		return err
+	}
+	httpapi.LogAttrs(r.Context(), slog.String("sessionId", pair.SessionID))
+	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeLoginSuccess, "Login successful.", pair)
+}
+
+// challenge is one login waiting for its emailed code (collection login_challenges).
+type challenge struct {
+	ID          string    `bson:"_id"` // the loginId
+	UserID      string    `bson:"userId"`
+	CodeHash    string    `bson:"codeHash"`
+	Attempts    int32     `bson:"attempts"`
+	MaxAttempts int32     `bson:"maxAttempts"`
+	CreatedAt   time.Time `bson:"createdAt"`
+	ExpiresAt   time.Time `bson:"expiresAt"`
+}
+
+// Bounds on the code's lifetime: the tenant's ttl, never above 10 minutes.
+const (
+	defaultOTPTTL = 5 * time.Minute
+	maxOTPTTL     = 10 * time.Minute
+)
+
+func otpTTL(t *tenancy.Tenant) time.Duration {
+	ttl := defaultOTPTTL
+	if d := t.Spec.Login.OTP.TTL; d != nil && d.Duration > 0 {
+		ttl = d.Duration
+	}
+	return min(ttl, maxOTPTTL)
+}
+
+// sendCode creates a login challenge and mails its code; when the mail cannot be sent the
+// challenge is removed and the answer is EMAIL_UNAVAILABLE.
+func (s *Service) sendCode(w http.ResponseWriter, r *http.Request, t *tenancy.Tenant, u *User, now time.Time) error {
+	ctx := r.Context()
+	otp := t.Spec.Login.OTP
+	code, err := newCode(int(otp.Length))
+	if err != nil {
+		return err
+	}
+	loginID, err := newLoginID()
+	if err != nil {
+		return err
+	}
+	ttl := otpTTL(t)
+	ch := challenge{
+		ID: loginID, UserID: u.ID, CodeHash: codeHash(loginID, code), MaxAttempts: otp.MaxAttempts,
+		CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	coll := t.DB.Collection(tenantdb.LoginChallenges)
+	if _, err := coll.InsertOne(ctx, ch); err != nil {
+		return fmt.Errorf("identity: storing a login challenge: %w", err)
+	}
+	mailCtx, cancel := context.WithTimeout(ctx, mailTimeout)
+	defer cancel()
+	if err := s.send(mailCtx, t, u, codeMessage(t, u, code, ttl, ch.ExpiresAt)); err != nil {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, derr := coll.DeleteOne(cleanup, bson.D{{Key: "_id", Value: loginID}}); derr != nil {
+			err = errors.Join(err, fmt.Errorf("removing the challenge: %w", derr))
+		}
+		s.logger.Error("mailing a login code failed", "tenant", t.ID, "userId", u.ID, "error", err.Error())
+		return errEmailUnavailable(err)
+	}
+	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeOTPSent, "A login code was sent to your email.", map[string]string{
+		"loginId": loginID, "expiresAt": httpapi.Timestamp(ch.ExpiresAt),
+	})
+}
+
+// verify checks a login's code and starts the session.
+func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
+	var in verifyRequest
+	if err := s.decoder.Decode(r, &in); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	t := tenancy.FromContext(ctx)
+	coll := t.DB.Collection(tenantdb.LoginChallenges)
+	now := s.now().UTC()
+
+	var ch challenge
+	err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: in.LoginID}}).Decode(&ch)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return errOTPExpired()
+	}
+	if err != nil {
+		return err
+	}
+	httpapi.LogAttrs(ctx, slog.String("userId", ch.UserID))
+	if err := s.allow(s.limits.verifyAccount, t.ID+"|"+ch.UserID); err != nil {
+		return err
+	}
+	if !ch.ExpiresAt.After(now) {
+		_, _ = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
+		return errOTPExpired()
+	}
+	// Take one attempt before comparing, so parallel guesses cannot exceed maxAttempts.
+	err = coll.FindOneAndUpdate(ctx,
+		bson.D{
+			{Key: "_id", Value: ch.ID},
+			{Key: "attempts", Value: bson.D{{Key: "$lt", Value: ch.MaxAttempts}}},
+			{Key: tenantdb.ExpiresAtField, Value: bson.D{{Key: "$gt", Value: now}}},
+		},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "attempts", Value: int32(1)}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
+	).Decode(&ch)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		// Used up, consumed or expired in the meantime.
+		var again challenge
+		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: ch.ID}}).Decode(&again); err == nil && again.ExpiresAt.After(now) {
+			return errOTPAttemptsExceeded()
+		}
+		return errOTPExpired()
+	}
+	if err != nil {
+		return err
+	}
+
+	if subtle.ConstantTimeCompare([]byte(codeHash(ch.ID, in.OTP)), []byte(ch.CodeHash)) != 1 {
+		// A wrong code is a failed login of the account too.
+		n, ok, err := reserveFailure(ctx, t.DB, ch.UserID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
+		if err != nil {
+			return err
+		}
+		var lockErr error
+		if !ok {
+			lockErr = s.lockedAnswer(ctx, t, ch.UserID, now)
+		} else if u, err := findUser(ctx, t.DB, ch.UserID); err == nil {
+			lockErr = s.failed(ctx, t, u, n, now)
+		}
+		if lockErr != nil {
+			_, _ = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
+			return lockErr
+		}
+		return errInvalidOTP(ch.MaxAttempts - ch.Attempts)
+	}
+
+	// Right code: consume it; only the request whose delete removed it goes on.
+	res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount != 1 {
+		return errOTPExpired()
+	}
+	u, err := findUser(ctx, t.DB, ch.UserID)
+	if errors.Is(err, errNoUser) {
+		return errInvalidCredentials()
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Disabled:
+		return errAccountDisabled()
+	case u.lockedAt(now):
+		return errAccountLocked(*u.LockedUntil, now)
+	}
+	if err := resetFailures(ctx, t.DB, u.ID, now); err != nil {
+		return err
+	}
+	return s.startSession(w, r, t, u)
+}
+
+// newCode returns n random decimal digits.
+func newCode(n int) (string, error) {
+	if n < 6 || n > 10 {
+		n = 6
+	}
+	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+	v, err := rand.Int(rand.Reader, limit)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%0*s", n, v.String()), nil
+}
+
+// newLoginID returns 128 random bits, base64url.
+func newLoginID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// codeHash is the stored form of a code, bound to its login.
+func codeHash(loginID, code string) string {
+	sum := sha256.Sum256([]byte("authmesh-otp\x00" + loginID + "\x00" + code))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,15 @@
+// Package mail owns sending the auth server's mail over SMTP, through
+// github.com/wneessen/go-mail: plain-text messages (login codes, unlock links) from a tenant's
+// sender address. What the messages say belongs to the features that send them.
+//
+// The SMTP server is configured once for the auth server (host, port, credentials, TLS mode:
+// starttls (required), opportunistic, tls (implicit, port 465 style) or none). A tenant's
+// spec.email.from is the sender; spec.email.smtpSecretRef (a per-tenant SMTP server) is not
+// read yet: every tenant's mail goes through the server-wide SMTP configuration. In dev the
+// auth server is pointed at the dev mailer (cmd/devmail, 127.0.0.1:1025, TLS none) like at
+// any SMTP server; this package has no dev-only code.
+//
+// A Sender that is not configured (no host) fails every Send with ErrNotConfigured, so a
+// deployment without mail answers logins that need a code with a clear error instead of
+// pretending to send one.
+package mail

@@ -1,0 +1,95 @@
+package sessions
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/authmesh/authmesh/authserver/httpapi"
+	"github.com/authmesh/authmesh/authserver/tenancy"
+)
+
+// SessionView is one entry of GET /auth/sessions.
+type SessionView struct {
+	SessionID  string `json:"sessionId"`
+	DeviceName string `json:"deviceName"`
+	IP         string `json:"ip"`
+	UA         string `json:"ua"`
+	CreatedAt  string `json:"createdAt"`
+	LastSeen   string `json:"lastSeen"`
+	Current    bool   `json:"current"`
+}
+
+// logoutSessionRequest is the body of POST /auth/logout/session.
+type logoutSessionRequest struct {
+	SessionID string `json:"sessionId" validate:"required,uuid"`
+}
+
+// refreshRequest is the body of POST /auth/refresh.
+type refreshRequest struct {
+	RefreshToken string `json:"refreshToken" validate:"required"`
+}
+
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	caller, _ := Caller(ctx)
+	list, err := s.List(ctx, tenancy.FromContext(ctx), caller.UserID)
+	if err != nil {
+		return err
+	}
+	out := make([]SessionView, len(list))
+	for i, d := range list {
+		out[i] = SessionView{
+			SessionID:  d.ID,
+			DeviceName: d.DeviceName,
+			IP:         d.IP,
+			UA:         d.UserAgent,
+			CreatedAt:  timestamp(d.CreatedAt),
+			LastSeen:   timestamp(d.LastSeen),
+			Current:    d.ID == caller.SessionID,
+		}
+	}
+	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeSessionsRetrieved, msgSessionsRetrieved, out)
+}
+
+func (s *Service) handleLogoutSession(w http.ResponseWriter, r *http.Request) error {
+	var in logoutSessionRequest
+	if err := s.opts.Decoder.Decode(r, &in); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	caller, _ := Caller(ctx)
+	ok, err := s.Revoke(ctx, tenancy.FromContext(ctx), caller.UserID, in.SessionID, ReasonLogout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errLogoutSessionNotFound(in.SessionID)
+	}
+	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeSessionRevoked, msgSessionRevoked, map[string]string{"sessionId": in.SessionID})
+}
+
+func (s *Service) handleLogoutAll(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	caller, _ := Caller(ctx)
+	n, err := s.RevokeAllOfUser(ctx, tenancy.FromContext(ctx), caller.UserID, ReasonLogoutAll, "")
+	if err != nil {
+		return err
+	}
+	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeAllSessionsRevoked, msgAllSessionsRevoked, map[string]int{"revokedCount": n})
+}
+
+func (s *Service) handleRefresh(w http.ResponseWriter, r *http.Request) error {
+	var in refreshRequest
+	if err := s.opts.Decoder.Decode(r, &in); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	pair, err := s.Refresh(ctx, tenancy.FromContext(ctx), in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeTokensRefreshed, msgTokensRefreshed, pair)
+}
+
+// timestamp formats a time as the API does everywhere (UTC, milliseconds).
+func timestamp(t time.Time) string { return httpapi.Timestamp(t) }

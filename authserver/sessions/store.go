@@ -1,0 +1,303 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/authmesh/authmesh/authserver/tenancy"
+	"github.com/authmesh/authmesh/guard"
+	"github.com/authmesh/authmesh/internal/tenantdb"
+)
+
+// maxListed bounds the sessions one list answers with (newest first).
+const maxListed = 1000
+
+// publicProjection leaves out everything a client must never see.
+var publicProjection = bson.D{
+	{Key: "refreshHash", Value: 0}, {Key: "prevHash", Value: 0}, {Key: "tagKey", Value: 0}, {Key: "revokeOp", Value: 0},
+}
+
+// revokedProjection is what publishing a revocation needs.
+var revokedProjection = bson.D{{Key: "_id", Value: 1}, {Key: "userId", Value: 1}, {Key: "accessExpiresAt", Value: 1}}
+
+// with returns filter followed by more conditions, leaving filter untouched.
+func with(filter bson.D, more ...bson.E) bson.D {
+	out := make(bson.D, 0, len(filter)+len(more))
+	return append(append(out, filter...), more...)
+}
+
+// List returns the user's active sessions, newest first.
+func (s *Service) List(ctx context.Context, t *tenancy.Tenant, userID string) ([]Session, error) {
+	filter := with(bson.D{{Key: "userId", Value: userID}}, ActiveFilter(s.now())...)
+	cur, err := t.DB.Collection(tenantdb.Sessions).Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(maxListed).
+		SetProjection(publicProjection))
+	if err != nil {
+		return nil, fmt.Errorf("sessions: listing: %w", err)
+	}
+	var out []Session
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("sessions: listing: %w", err)
+	}
+	return out, nil
+}
+
+// Active reports whether the session exists, belongs to userID and is neither revoked nor
+// expired.
+func (s *Service) Active(ctx context.Context, t *tenancy.Tenant, userID, sessionID string) (bool, error) {
+	filter := with(bson.D{{Key: "_id", Value: sessionID}, {Key: "userId", Value: userID}}, ActiveFilter(s.now())...)
+	err := t.DB.Collection(tenantdb.Sessions).FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sessions: checking a session: %w", err)
+	}
+	return true, nil
+}
+
+// Revoke revokes one active session of userID. It reports false when there is no such
+// session (unknown, another user's, already revoked or expired).
+func (s *Service) Revoke(ctx context.Context, t *tenancy.Tenant, userID, sessionID, reason string) (bool, error) {
+	filter := with(bson.D{{Key: "_id", Value: sessionID}, {Key: "userId", Value: userID}}, ActiveFilter(s.now())...)
+	return s.revokeOne(ctx, t, filter, reason)
+}
+
+// revokeOne revokes the session filter matches, if it is not revoked yet, and publishes the
+// revocation.
+func (s *Service) revokeOne(ctx context.Context, t *tenancy.Tenant, filter bson.D, reason string) (bool, error) {
+	now := s.now()
+	if !hasKey(filter, "revokedAt") {
+		filter = with(filter, bson.E{Key: "revokedAt", Value: nil})
+	}
+	var d Session
+	err := t.DB.Collection(tenantdb.Sessions).FindOneAndUpdate(ctx, filter,
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revokedAt", Value: now}, {Key: "revokeReason", Value: reason}}}},
+		// No projection: FerretDB does not support one on findAndModify.
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sessions: revoking: %w", err)
+	}
+	s.metrics.revoked(reason, 1)
+	s.publishOrRetry(ctx, t, []Session{d}, reason)
+	return true, nil
+}
+
+// RevokeAllOfUser revokes every active session of the user except exceptSessionID (""
+// for none) and publishes the revocations; it returns how many it revoked. Password change
+// (keeping the caller's session), password reset and disabling a user call it.
+func (s *Service) RevokeAllOfUser(ctx context.Context, t *tenancy.Tenant, userID, reason, exceptSessionID string) (int, error) {
+	s.noteTenant(t.ID)
+	now := s.now()
+	filter := with(bson.D{{Key: "userId", Value: userID}}, ActiveFilter(now)...)
+	if exceptSessionID != "" {
+		filter = with(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$ne", Value: exceptSessionID}}})
+	}
+	// Mark exactly the sessions this call revokes, so it publishes those and no others.
+	op := uuid.NewString()
+	coll := t.DB.Collection(tenantdb.Sessions)
+	res, err := coll.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "revokedAt", Value: now}, {Key: "revokeReason", Value: reason}, {Key: "revokeOp", Value: op},
+	}}})
+	if err != nil {
+		return 0, fmt.Errorf("sessions: revoking all of a user: %w", err)
+	}
+	if res.ModifiedCount == 0 {
+		return 0, nil
+	}
+	cur, err := coll.Find(ctx, bson.D{{Key: "revokeOp", Value: op}}, options.Find().SetProjection(revokedProjection))
+	if err != nil {
+		return 0, fmt.Errorf("sessions: reading revoked sessions: %w", err)
+	}
+	var revoked []Session
+	if err := cur.All(ctx, &revoked); err != nil {
+		return 0, fmt.Errorf("sessions: reading revoked sessions: %w", err)
+	}
+	s.metrics.revoked(reason, len(revoked))
+	s.publishOrRetry(ctx, t, revoked, reason)
+	return len(revoked), nil
+}
+
+// publishOrRetry publishes revocations; when that fails (the sessions are revoked already, and
+// the auth server's own routes refuse them), it queues them for Run to publish again, so a
+// database blip delays the feed instead of failing a logout that happened.
+func (s *Service) publishOrRetry(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) {
+	err := s.publish(ctx, t, revoked, reason)
+	if err == nil {
+		return
+	}
+	s.logger().Error("publishing revocations failed; retrying in the background", "tenant", t.ID, "sessions", len(revoked), "error", err.Error())
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
+	s.retry = append(s.retry, unpublished{tenant: t.ID, sessions: revoked, reason: reason})
+	if n := len(s.retry); n > maxUnpublished {
+		s.logger().Error("too many unpublished revocations; dropping the oldest", "dropped", n-maxUnpublished)
+		s.retry = slices.Clone(s.retry[n-maxUnpublished:])
+	}
+}
+
+// unpublished are revocations whose publication failed.
+type unpublished struct {
+	tenant   string
+	sessions []Session
+	reason   string
+}
+
+// maxUnpublished bounds the retry queue (in batches).
+const maxUnpublished = 10_000
+
+// retryUnpublished publishes what failed before; what fails again stays queued. Entries whose
+// access tokens have all expired meanwhile need no publishing and are dropped by publish.
+func (s *Service) retryUnpublished(ctx context.Context) {
+	s.retryMu.Lock()
+	queue := s.retry
+	s.retry = nil
+	s.retryMu.Unlock()
+	var failed []unpublished
+	for _, u := range queue {
+		err := func() error {
+			t, release, err := s.opts.Registry.Acquire(ctx, u.tenant, true)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return s.publish(ctx, t, u.sessions, u.reason)
+		}()
+		if err != nil {
+			failed = append(failed, u)
+		}
+	}
+	if len(failed) > 0 {
+		s.retryMu.Lock()
+		s.retry = append(failed, s.retry...)
+		s.retryMu.Unlock()
+	}
+}
+
+// revocationDoc is one entry of the tenant's revocations collection, the source of the
+// revocation feed.
+type revocationDoc struct {
+	ID        int64     `bson:"_id"` // = Seq
+	Seq       int64     `bson:"seq"`
+	SessionID string    `bson:"sid"`
+	UserID    string    `bson:"userId"`
+	Exp       int64     `bson:"exp"`       // Unix seconds: when the session's last access token expires
+	ExpiresAt time.Time `bson:"expiresAt"` // Exp + guard.ClockSkew: kept (and served) until then
+	At        time.Time `bson:"at"`        // wall-clock time of publication, for the lag metric
+	Reason    string    `bson:"reason"`
+}
+
+// counterRevocations is the counters document whose seq numbers the revocations.
+const counterRevocations = "revocations"
+
+// publishTimeout bounds publishing once the sessions are revoked; it runs even when the
+// client has gone away, since the revocation already happened.
+const publishTimeout = 10 * time.Second
+
+// publish appends revocations of the sessions to the tenant's revocations collection, with
+// seq numbers from the tenant's counter, and wakes this replica's feed at once. Sessions whose
+// last access token has expired (beyond the clock-skew leeway) need no entry.
+func (s *Service) publish(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
+	now := s.now()
+	keep := revoked[:0:0]
+	for _, d := range revoked {
+		if d.AccessExpiresAt.Add(guard.ClockSkew).After(now) {
+			keep = append(keep, d)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	var counter struct {
+		Seq int64 `bson:"seq"`
+	}
+	err := t.DB.Collection(tenantdb.Counters).FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: counterRevocations}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(len(keep))}}}},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&counter)
+	if err != nil {
+		return fmt.Errorf("sessions: numbering revocations: %w", err)
+	}
+	first := counter.Seq - int64(len(keep)) + 1
+	wall := time.Now().UTC()
+	docs := make([]any, len(keep))
+	entries := make([]revocationDoc, len(keep))
+	for i, d := range keep {
+		exp := d.AccessExpiresAt.Add(time.Second - time.Nanosecond).Unix() // round up
+		entries[i] = revocationDoc{
+			ID: first + int64(i), Seq: first + int64(i), SessionID: d.ID, UserID: d.UserID,
+			Exp: exp, ExpiresAt: time.Unix(exp, 0).Add(guard.ClockSkew).UTC(), At: wall, Reason: reason,
+		}
+		docs[i] = entries[i]
+	}
+	if _, err := t.DB.Collection(tenantdb.Revocations).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+		return fmt.Errorf("sessions: publishing revocations: %w", err)
+	}
+	s.feeds.deliver(t.ID, entries)
+	return nil
+}
+
+// countActive counts the tenant's active sessions.
+func (s *Service) countActive(ctx context.Context, t *tenancy.Tenant) (int64, error) {
+	n, err := t.DB.Collection(tenantdb.Sessions).CountDocuments(ctx, ActiveFilter(s.now()))
+	if err != nil {
+		return 0, fmt.Errorf("sessions: counting active sessions: %w", err)
+	}
+	return n, nil
+}
+
+// prune deletes expired revocations and sessions past their absolute expiry, what TTL
+// indexes do where the database has them. Queries never depend on it.
+func (s *Service) prune(ctx context.Context, t *tenancy.Tenant) error {
+	expired := bson.D{{Key: tenantdb.ExpiresAtField, Value: bson.D{{Key: "$lt", Value: s.now()}}}}
+	if _, err := t.DB.Collection(tenantdb.Revocations).DeleteMany(ctx, expired); err != nil {
+		return fmt.Errorf("sessions: pruning revocations: %w", err)
+	}
+	if _, err := t.DB.Collection(tenantdb.Sessions).DeleteMany(ctx, expired); err != nil {
+		return fmt.Errorf("sessions: pruning sessions: %w", err)
+	}
+	return nil
+}
+
+// userDoc is what sessions read of a user (package identity's users collection: _id is the
+// user id as a string): the role tokens carry, and whether the user may still use the service.
+type userDoc struct {
+	Role     string `bson:"role"`
+	Disabled bool   `bson:"disabled"`
+}
+
+// readUser reads the user a session belongs to; ok is false when there is no such user.
+func readUser(ctx context.Context, t *tenancy.Tenant, userID string) (u userDoc, ok bool, err error) {
+	err = t.DB.Collection(tenantdb.Users).FindOne(ctx, bson.D{{Key: "_id", Value: userID}},
+		options.FindOne().SetProjection(bson.D{{Key: "role", Value: 1}, {Key: "disabled", Value: 1}})).Decode(&u)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return u, false, nil
+	case err != nil:
+		return u, false, fmt.Errorf("sessions: reading the user: %w", err)
+	}
+	return u, true, nil
+}
+
+func hasKey(d bson.D, key string) bool {
+	for _, e := range d {
+		if e.Key == key {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,303 @@
+// Package e2e drives authmesh as its users do: the real binaries as processes (controller
+// against a real kube-apiserver, auth server reading Tenants from it, sidecar, demo app), the
+// dev database and a real SMTP listener, with Tenants applied by kubectl and every step over
+// HTTP.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/authmesh/authmesh/internal/testenv"
+)
+
+const namespace = "authmesh-system"
+
+// stack is everything the suite runs.
+type stack struct {
+	bin        string // built binaries
+	dir        string // scratch: kubeconfig, annotation files, logs
+	kubeconfig string
+	kubectl    string
+	api        *testenv.APIServer
+	mongo      *testenv.Mongo
+	mail       *testenv.SMTPServer
+
+	authPublic, authInternal, authAdmin string // host:port
+	procs                               map[string]*process
+	mu                                  sync.Mutex
+}
+
+var st *stack
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "authmesh-e2e-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	st = &stack{dir: dir, bin: filepath.Join(dir, "bin"), procs: map[string]*process{}}
+	defer st.stopAll()
+
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return 0, err
+	}
+	build := exec.Command("go", "build", "-o", st.bin+"/", "./cmd/controller", "./cmd/authserver", "./cmd/sidecar", "./cmd/demoapp")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("building the binaries: %v\n%s", err, out)
+	}
+	if st.api, err = testenv.StartAPIServer(testenv.APIServerOptions{}); err != nil {
+		return 0, err
+	}
+	defer st.api.Stop()
+	st.kubectl = filepath.Join(st.api.Env.BinaryAssetsDirectory, "kubectl")
+	st.kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(st.kubeconfig, st.api.Env.KubeConfig, 0o600); err != nil {
+		return 0, err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if err := st.api.Client.Create(context.Background(), ns); err != nil {
+		return 0, err
+	}
+	if st.mongo, err = testenv.StartMongo(); err != nil {
+		return 0, err
+	}
+	defer st.mongo.Stop()
+	if st.mail, err = testenv.StartSMTP(); err != nil {
+		return 0, err
+	}
+	defer st.mail.Stop()
+
+	st.authPublic, st.authInternal, st.authAdmin = freeAddr(), freeAddr(), freeAddr()
+	if err := st.startController(); err != nil {
+		return 0, err
+	}
+	smtpHost, smtpPort, _ := net.SplitHostPort(st.mail.Addr)
+	if err := st.start("authserver", "http://"+st.authAdmin+"/readyz",
+		"-tenant-source", "kubernetes", "-kubeconfig", st.kubeconfig, "-namespace", namespace,
+		"-public-addr", st.authPublic, "-internal-addr", st.authInternal, "-admin-addr", st.authAdmin,
+		"-public-url", "http://"+st.authPublic, "-smtp-host", smtpHost, "-smtp-port", smtpPort, "-smtp-tls", "none",
+		"-log-format", "text"); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+func (s *stack) startController() error {
+	return s.start("controller", "", "-kubeconfig", s.kubeconfig, "-namespace", namespace,
+		"-auth-server-url", "http://"+s.authPublic, "-mongodb-uri", s.mongo.URI,
+		"-metrics-bind-address", freeAddr(), "-health-probe-bind-address", freeAddr(), "-leader-elect=false",
+		"-webhook-port", "0") // injection has its own tests; here sidecars are started by hand
+}
+
+// process is one running binary; its output goes to a log file shown when a test fails.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func (s *stack) start(name, readyURL string, args ...string) error {
+	logPath := filepath.Join(s.dir, name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return err
+	}
+	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	if readyURL == "" {
+		return nil
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(readyURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited at start:\n%s", name, tail(logPath, 30))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready at %s within 60s:\n%s", name, readyURL, tail(logPath, 30))
+		}
+	}
+}
+
+// stop ends a process with SIGTERM, as Kubernetes would.
+func (s *stack) stop(name string) {
+	s.mu.Lock()
+	p := s.procs[name]
+	delete(s.procs, name)
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (s *stack) stopAll() {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.procs))
+	for n := range s.procs {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	for _, n := range names {
+		s.stop(n)
+	}
+}
+
+// logs returns the last lines of every process's log, for failure messages.
+func (s *stack) logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for name, p := range s.procs {
+		fmt.Fprintf(&b, "----- %s -----\n%s\n", name, tail(p.log, 20))
+	}
+	return b.String()
+}
+
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// kubectl runs the real kubectl against the test API server.
+func (s *stack) kubectlRun(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(s.kubectl, append([]string{"--kubeconfig", s.kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// sidecarFor starts a sidecar for tenant in front of a fresh demo app and returns its URL.
+func (s *stack) sidecarFor(t *testing.T, tenant string) string {
+	t.Helper()
+	appAddr, scAddr, adminAddr := freeAddr(), freeAddr(), freeAddr()
+	appName, scName := "demoapp-"+tenant, "sidecar-"+tenant
+	if err := s.startAs(appName, "demoapp", "", "-listen", appAddr); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(appAddr)
+	annotations := fmt.Sprintf("authmesh.dev/tenant=%q\nauthmesh.dev/port=%q\nauthmesh.dev/public=%q\nauthmesh.dev/roles=%q\n",
+		tenant, port, "/healthz, /public/**", "/admin/**=admin; /reports/**=manager,admin")
+	file := filepath.Join(s.dir, tenant+".annotations")
+	if err := os.WriteFile(file, []byte(annotations), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.startAs(scName, "sidecar", "http://"+adminAddr+"/readyz",
+		"-listen", scAddr, "-admin-listen", adminAddr, "-annotations-file", file,
+		"-auth-url", "http://"+s.authPublic, "-feed-url", "http://"+s.authInternal, "-drain-delay", "0s", "-log-level", "debug"); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + scAddr
+}
+
+// startAs starts binary under another process name (several demo apps and sidecars).
+func (s *stack) startAs(name, binary, readyURL string, args ...string) error {
+	link := filepath.Join(s.bin, name)
+	if _, err := os.Lstat(link); errors.Is(err, os.ErrNotExist) {
+		if err := os.Symlink(filepath.Join(s.bin, binary), link); err != nil {
+			return err
+		}
+	}
+	return s.start(name, readyURL, args...)
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(url, token string, header ...string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
