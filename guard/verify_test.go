@@ -369,3 +369,28 @@ func TestKeyRotatedJustAfterAFetchIsFound(t *testing.T) {
 		t.Fatalf("waited %s for the next fetch; want at most MinFetchInterval", waited)
 	}
 }
+
+// FuzzVerify feeds arbitrary strings to the verifier: it must never panic, and it must never
+// accept anything but a token signed by the published key with the right claims.
+func FuzzVerify(f *testing.F) {
+	now := time.Now()
+	k := newTestKey(f, keys.EdDSA)
+	valid := sign(f, k, validClaims(now), nil)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-2])
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Add("")
+	v := newTestVerifier(f, func() time.Time { return now }, k)
+	want, err := v.Verify(context.Background(), valid)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		id, err := v.Verify(context.Background(), raw)
+		if err == nil && id != want {
+			// Only the one signed token exists; anything accepted must carry exactly its claims.
+			t.Fatalf("Verify accepted %q as %+v", raw, id)
+		}
+	})
+}

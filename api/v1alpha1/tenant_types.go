@@ -16,7 +16,7 @@ import (
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 54",message="metadata.name must be at most 54 characters, so that the database name authmesh_<name> fits MongoDB's 63-byte limit"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.databaseName) || ((has(self.spec) && has(self.spec.database) && has(self.spec.database.name) ? self.spec.database.name : 'authmesh_' + self.metadata.name) == oldSelf.status.databaseName)",message="spec.database.name cannot change once the database is provisioned (status.databaseName); create a new Tenant to use another database"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.databaseName) || ((has(self.spec) && has(self.spec.database) && has(self.spec.database.name) && size(self.spec.database.name) > 0 ? self.spec.database.name : 'authmesh_' + self.metadata.name) == oldSelf.status.databaseName)",message="spec.database.name cannot change once the database is provisioned (status.databaseName); create a new Tenant to use another database"
 type Tenant struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -109,7 +109,7 @@ type DatabaseSpec struct {
 	// Name of the MongoDB database; default authmesh_<tenant>. Two Tenants may not share one.
 	// It cannot change once the controller has provisioned the database (status.databaseName).
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9_-]+$')",message="spec.database.name may contain only letters, digits, '_' and '-'"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^[a-zA-Z0-9_-]+$')",message="spec.database.name may contain only letters, digits, '_' and '-' (empty means authmesh_<tenant>)"
 	// +kubebuilder:validation:XValidation:rule="!(self.lowerAscii() in ['admin', 'local', 'config'])",message="spec.database.name must not be one of MongoDB's system databases (admin, local, config)"
 	// +optional
 	Name string `json:"name,omitempty"`

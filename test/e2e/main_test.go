@@ -100,15 +100,19 @@ func run(m *testing.M) (int, error) {
 	if err := st.startController(); err != nil {
 		return 0, err
 	}
-	smtpHost, smtpPort, _ := net.SplitHostPort(st.mail.Addr)
-	if err := st.start("authserver", "http://"+st.authAdmin+"/readyz",
-		"-tenant-source", "kubernetes", "-kubeconfig", st.kubeconfig, "-namespace", namespace,
-		"-public-addr", st.authPublic, "-internal-addr", st.authInternal, "-admin-addr", st.authAdmin,
-		"-public-url", "http://"+st.authPublic, "-smtp-host", smtpHost, "-smtp-port", smtpPort, "-smtp-tls", "none",
-		"-log-format", "text"); err != nil {
+	if err := st.startAuthServer(); err != nil {
 		return 0, err
 	}
 	return m.Run(), nil
+}
+
+func (s *stack) startAuthServer() error {
+	smtpHost, smtpPort, _ := net.SplitHostPort(s.mail.Addr)
+	return s.start("authserver", "http://"+s.authAdmin+"/readyz",
+		"-tenant-source", "kubernetes", "-kubeconfig", s.kubeconfig, "-namespace", namespace,
+		"-public-addr", s.authPublic, "-internal-addr", s.authInternal, "-admin-addr", s.authAdmin,
+		"-public-url", "http://"+s.authPublic, "-smtp-host", smtpHost, "-smtp-port", smtpPort, "-smtp-tls", "none",
+		"-log-format", "text")
 }
 
 func (s *stack) startController() error {

@@ -248,6 +248,21 @@ func TestUserStory(t *testing.T) {
 		t.Fatalf("the restarted controller rotated keys again")
 	}
 
+	// With the auth server down, the sidecar keeps admitting valid tokens from its cached keys
+	// and the last revocation state, and keeps refusing bad ones.
+	st.stop("authserver")
+	if status, _, _ := get(sidecar+"/admin/users", again.AccessToken); status != 200 {
+		t.Fatalf("with the auth server down, a valid token got %d", status)
+	}
+	for name, tok := range map[string]string{"revoked (the phone)": phone.AccessToken, "tampered": again.AccessToken[:len(again.AccessToken)-4] + "AAAA"} {
+		if status, _, _ := get(sidecar+"/orders", tok); status != 401 {
+			t.Fatalf("with the auth server down, a %s token got %d", name, status)
+		}
+	}
+	if err := st.startAuthServer(); err != nil {
+		t.Fatal(err)
+	}
+
 	// Logout all ends every session, at the auth server and at the sidecar.
 	n, err := alice.c.LogoutAll(ctx, again.AccessToken)
 	if err != nil || n < 2 {
