@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authmesh/authmesh/guard"
@@ -109,6 +110,16 @@ func stripWebSocketToken(h http.Header) {
 	}
 	h[headerWebSocketProtocol] = []string{strings.Join(kept, ", ")}
 }
+
+// copyBuffers recycles the 32 KiB buffers ReverseProxy copies response bodies through; without
+// a pool it allocates (and the GC clears) one per response.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// bufferPool implements httputil.BufferPool over copyBuffers.
+type bufferPool struct{}
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
 func isTimeout(err error) bool {
 	var ne net.Error
