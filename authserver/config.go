@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// AdminRole is the tenant role the admin API (package admin) requires and a tenant's
+// bootstrap admin (package account) is given.
+const AdminRole = "admin"
+
 // Tenant sources.
 const (
 	SourceKubernetes = "kubernetes"
@@ -68,6 +72,12 @@ type Config struct {
 	// Sessions configures sessions, the revocation feed and internal API authentication
 	// (packages sessions and internalauth).
 	Sessions SessionsConfig
+
+	// Account configures password reset and the bootstrap admin's link (package account).
+	Account AccountConfig
+
+	// Audit configures the audit trail's retention (package audit).
+	Audit AuditConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -93,6 +103,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:       20 * time.Second,
 		Identity:              DefaultIdentityConfig(),
 		Sessions:              DefaultSessionsConfig(),
+		Account:               DefaultAccountConfig(),
+		Audit:                 DefaultAuditConfig(),
 	}
 }
 
@@ -169,6 +181,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Sessions.Validate(c.InternalAddr); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Account.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Audit.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -22,6 +22,9 @@
 //	authserver/sessions       sessions, refresh rotation and reuse detection, logout, the
 //	                          bearer-route middleware, the revocation feed, introspection
 //	authserver/internalauth   who may call the internal API (none on loopback, TokenReview)
+//	authserver/account        password change, forgot and reset links, the bootstrap admin
+//	authserver/admin          the admin API: users, roles, disabling, sessions, the audit trail
+//	authserver/audit          the per-tenant audit trail of security events, its retention
 //
 // Adding routes. A feature (signup, login, sessions, ...) lives in its own package under
 // authserver/ and registers its routes on Server.Public (or Server.Internal) from New:

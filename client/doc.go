@@ -11,6 +11,11 @@
 //	pair, err = c.Refresh(ctx, pair.RefreshToken)
 //	if client.ErrorCode(err) == "REFRESH_TOKEN_REUSED" { ... log in again ... }
 //
+// Account management and the admin API have methods too: ChangePassword, ForgotPassword,
+// CheckResetToken and ResetPassword; for admins ListUsers, GetUser, UpdateUser,
+// RevokeUserSession and Audit (a page of the tenant's audit trail; pass Next as After to go
+// on).
+//
 // Call reaches any other enveloped route. The client keeps no tokens: callers pass the access
 // token to bearer routes and store the refresh token themselves.
 //

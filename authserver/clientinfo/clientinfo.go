@@ -23,12 +23,26 @@ func NewResolver(trusted []netip.Prefix) *Resolver {
 
 type ipKey struct{}
 
-// Middleware resolves the client IP of each request and keeps it for IP.
+type uaKey struct{}
+
+// Middleware resolves the client IP of each request and keeps it for IP, and keeps the
+// User-Agent too, so code that has only the request's context can say who called
+// (FromContext).
 func (res *Resolver) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := res.Resolve(r)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ipKey{}, ip)))
+		ctx := context.WithValue(r.Context(), ipKey{}, ip)
+		ctx = context.WithValue(ctx, uaKey{}, UserAgent(r))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// FromContext returns the client IP and User-Agent (truncated as UserAgent does) the
+// middleware kept in a request's context; both are "" outside a request that passed through it.
+func FromContext(ctx context.Context) (ip, userAgent string) {
+	ip, _ = ctx.Value(ipKey{}).(string)
+	userAgent, _ = ctx.Value(uaKey{}).(string)
+	return ip, userAgent
 }
 
 // IP returns the client IP the middleware resolved for r, or r's peer address when r did not

@@ -78,6 +78,14 @@
 // Mail goes through package mail from the tenant's spec.email.from; the texts (what the code or
 // link is for, when it expires) are in messages.go. The per-tenant SMTP Secret is not read yet.
 //
+// # Audit
+//
+// With Options.Audit set, the flows record (package audit): user.signup (failure user_exists),
+// login.password (success when a code is mailed; failure unknown_account, invalid_credentials,
+// locked, disabled), login.otp (failure invalid_otp, attempts_exceeded, expired, locked,
+// disabled), login.success (with the new session), account.locked and account.unlocked
+// (failure invalid_token). What an anonymous caller typed is never recorded.
+//
 // # Metrics
 //
 //	authmesh_authserver_account_locks_total              counter
@@ -85,6 +93,7 @@
 //
 // Request counts by code come from the router (authmesh_authserver_http_requests_total).
 //
-// It does not own sessions, tokens or refresh (package sessions), password change and reset, or
-// the admin user routes.
+// It does not own sessions, tokens or refresh (package sessions), password change and reset
+// (package account, which checks current passwords with CheckPassword so that they count
+// toward the lockout), or the admin user routes (package admin).
 package identity

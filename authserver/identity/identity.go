@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/authmesh/authmesh/authserver"
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/clientinfo"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/mail"
@@ -58,6 +59,8 @@ type Options struct {
 	Now func() time.Time
 	// Registerer receives the package's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Audit records the flows' security events (see audit.go); nil records nothing.
+	Audit audit.Recorder
 }
 
 // Service serves the identity routes.
@@ -72,6 +75,7 @@ type Service struct {
 	logger    *slog.Logger
 	limits    limiters
 	metrics   metrics
+	audit     audit.Recorder
 }
 
 type limiters struct {
@@ -99,6 +103,7 @@ func New(s *authserver.Server, opts Options) (*Service, error) {
 		publicURL: s.Config.PublicURL,
 		now:       opts.Now,
 		logger:    s.Logger.With("component", "identity"),
+		audit:     opts.Audit,
 	}
 	if svc.now == nil {
 		svc.now = time.Now

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/internal/tenantdb"
@@ -91,6 +93,9 @@ func (s *Service) failed(ctx context.Context, t *tenancy.Tenant, u *User, n int3
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "account locked", slog.String("tenant", t.ID), slog.String("userId", u.ID),
 		slog.Time("lockedUntil", until))
 	s.metrics.locks.Inc()
+	s.record(ctx, t, audit.Event{Type: audit.TypeAccountLocked, SubjectID: u.ID, Details: map[string]string{
+		"lockedUntil": httpapi.Timestamp(until), "failures": strconv.Itoa(int(lock.MaxFailedAttempts)),
+	}})
 	s.mailUnlockLink(ctx, t, u, until, lock.MaxFailedAttempts)
 	return errAccountLocked(until, now)
 }
@@ -188,6 +193,7 @@ func (s *Service) unlock(ctx context.Context, token string) error {
 		{Key: "_id", Value: hash}, {Key: "kind", Value: tokenKindUnlock}, {Key: tenantdb.ExpiresAtField, Value: bson.D{{Key: "$gt", Value: now}}},
 	}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
+		s.record(ctx, t, audit.Event{Type: audit.TypeAccountUnlocked, Outcome: audit.OutcomeFailure, Reason: "invalid_token"})
 		return errInvalidUnlockToken()
 	}
 	if err != nil {
@@ -200,5 +206,6 @@ func (s *Service) unlock(ctx context.Context, token string) error {
 		return fmt.Errorf("identity: unlocking: %w", err)
 	}
 	httpapi.LogAttrs(ctx, slog.String("userId", doc.UserID))
+	s.record(ctx, t, audit.Event{Type: audit.TypeAccountUnlocked, ActorID: doc.UserID, SubjectID: doc.UserID})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/sessions"
 	"github.com/authmesh/authmesh/authserver/tenancy"
@@ -44,6 +45,8 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 	}, s.now().UTC())
 	var exists *ExistsError
 	if errors.As(err, &exists) {
+		s.record(ctx, t, audit.Event{Type: audit.TypeSignup, Outcome: audit.OutcomeFailure, Reason: "user_exists",
+			Details: map[string]string{"field": exists.Field}})
 		return httpapi.NewError(http.StatusConflict, CodeUserExists, "A user with this "+exists.Field+" already exists.").
 			WithDetails(map[string]string{"field": exists.Field})
 	}
@@ -51,6 +54,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpapi.LogAttrs(ctx, slog.String("userId", u.ID))
+	s.record(ctx, t, audit.Event{Type: audit.TypeSignup, ActorID: u.ID, SubjectID: u.ID})
 	return httpapi.WriteSuccess(w, r, http.StatusCreated, CodeSignupSuccess, "User registered successfully.", u.View())
 }
 
@@ -72,6 +76,8 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 		if err := s.hasher.VerifyDummy(ctx, in.Password); err != nil {
 			return err
 		}
+		// Not what was typed: people type passwords into the identifier field.
+		s.record(ctx, t, failure(audit.TypeLoginPassword, "unknown_account", ""))
 		return errInvalidCredentials()
 	}
 	if err != nil {
@@ -80,6 +86,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	httpapi.LogAttrs(ctx, slog.String("userId", u.ID))
 	now := s.now().UTC()
 	if u.lockedAt(now) {
+		s.record(ctx, t, failure(audit.TypeLoginPassword, "locked", u.ID))
 		return errAccountLocked(*u.LockedUntil, now)
 	}
 	// Count the attempt as a failure before checking it, so parallel guesses cannot pass
@@ -89,6 +96,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
+		s.record(ctx, t, failure(audit.TypeLoginPassword, "locked", u.ID))
 		return s.lockedAnswer(ctx, t, u.ID, now)
 	}
 	right, rehash, err := s.hasher.Verify(ctx, in.Password, u.PasswordHash)
@@ -97,6 +105,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !right {
+		s.record(ctx, t, failure(audit.TypeLoginPassword, "invalid_credentials", u.ID))
 		if err := s.failed(ctx, t, u, n, now); err != nil {
 			return err
 		}
@@ -104,6 +113,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if u.Disabled {
 		_ = releaseFailure(ctx, t.DB, u.ID, now)
+		s.record(ctx, t, failure(audit.TypeLoginPassword, "disabled", u.ID))
 		return errAccountDisabled()
 	}
 	if rehash {
@@ -118,6 +128,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	if err := releaseFailure(ctx, t.DB, u.ID, now); err != nil {
 		return err
 	}
+	s.record(ctx, t, audit.Event{Type: audit.TypeLoginPassword, ActorID: u.ID, SubjectID: u.ID, Details: map[string]string{"next": "otp"}})
 	return s.sendCode(w, r, t, u, now)
 }
 
@@ -150,6 +161,7 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, t *tenanc
 		return err
 	}
 	httpapi.LogAttrs(r.Context(), slog.String("sessionId", pair.SessionID))
+	s.record(r.Context(), t, audit.Event{Type: audit.TypeLoginSuccess, ActorID: u.ID, SubjectID: u.ID, SessionID: pair.SessionID})
 	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeLoginSuccess, "Login successful.", pair)
 }
 
@@ -241,6 +253,7 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !ch.ExpiresAt.After(now) {
 		_, _ = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
+		s.record(ctx, t, failure(audit.TypeLoginOTP, "expired", ch.UserID))
 		return errOTPExpired()
 	}
 	// Take one attempt before comparing, so parallel guesses cannot exceed maxAttempts.
@@ -257,8 +270,10 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 		// Used up, consumed or expired in the meantime.
 		var again challenge
 		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: ch.ID}}).Decode(&again); err == nil && again.ExpiresAt.After(now) {
+			s.record(ctx, t, failure(audit.TypeLoginOTP, "attempts_exceeded", ch.UserID))
 			return errOTPAttemptsExceeded()
 		}
+		s.record(ctx, t, failure(audit.TypeLoginOTP, "expired", ch.UserID))
 		return errOTPExpired()
 	}
 	if err != nil {
@@ -267,6 +282,7 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 
 	if subtle.ConstantTimeCompare([]byte(codeHash(ch.ID, in.OTP)), []byte(ch.CodeHash)) != 1 {
 		// A wrong code is a failed login of the account too.
+		s.record(ctx, t, failure(audit.TypeLoginOTP, "invalid_otp", ch.UserID))
 		n, ok, err := reserveFailure(ctx, t.DB, ch.UserID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
 		if err != nil {
 			return err
@@ -301,8 +317,10 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case u.Disabled:
+		s.record(ctx, t, failure(audit.TypeLoginOTP, "disabled", u.ID))
 		return errAccountDisabled()
 	case u.lockedAt(now):
+		s.record(ctx, t, failure(audit.TypeLoginOTP, "locked", u.ID))
 		return errAccountLocked(*u.LockedUntil, now)
 	}
 	if err := resetFailures(ctx, t.DB, u.ID, now); err != nil {

@@ -55,7 +55,7 @@
 // # Revocation
 //
 // Logout, logout-all, reuse detection and RevokeAllOfUser (password change, reset, user
-// disablement) set revokedAt and append one entry per session to the tenant's revocations
+// disablement, an admin's revokeSessions) set revokedAt and append one entry per session to the tenant's revocations
 // collection: {_id = seq, seq, sid, userId, exp, expiresAt, at, reason}. seq comes from the
 // tenant's counter (counters {_id: "revocations"}, $inc in a findOneAndUpdate upsert), so it
 // is one sequence across replicas; exp is the session's accessExpiresAt (Unix seconds), and
@@ -84,6 +84,12 @@
 //
 // POST /internal/v1/introspect is RFC 7662 introspection of access tokens (form field token;
 // not enveloped). Both internal routes sit behind Routes.InternalAuth.
+//
+// # Audit
+//
+// With Options.Audit set, the routes record (package audit) session.logout,
+// session.logout_all and session.refresh_reused; callers of RevokeAllOfUser record their own
+// events (password change and reset, user disablement).
 //
 // # Metrics
 //

@@ -2,8 +2,10 @@ package sessions
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 )
@@ -65,6 +67,7 @@ func (s *Service) handleLogoutSession(w http.ResponseWriter, r *http.Request) er
 	if !ok {
 		return errLogoutSessionNotFound(in.SessionID)
 	}
+	s.record(ctx, tenancy.FromContext(ctx), audit.Event{Type: audit.TypeLogout, ActorID: caller.UserID, SubjectID: caller.UserID, SessionID: in.SessionID})
 	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeSessionRevoked, msgSessionRevoked, map[string]string{"sessionId": in.SessionID})
 }
 
@@ -75,6 +78,8 @@ func (s *Service) handleLogoutAll(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	s.record(ctx, tenancy.FromContext(ctx), audit.Event{Type: audit.TypeLogoutAll, ActorID: caller.UserID, SubjectID: caller.UserID,
+		SessionID: caller.SessionID, Details: map[string]string{"revokedCount": strconv.Itoa(n)}})
 	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeAllSessionsRevoked, msgAllSessionsRevoked, map[string]int{"revokedCount": n})
 }
 

@@ -26,6 +26,7 @@ const (
 	ReasonReuse          = "refresh_token_reused"
 	ReasonUserDisabled   = "user_disabled"
 	ReasonPasswordChange = "password_change"
+	ReasonPasswordReset  = "password_reset"
 	ReasonAdmin          = "admin"
 )
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/authserver/tokens"
 	"github.com/authmesh/authmesh/internal/tenantdb"
@@ -99,6 +101,8 @@ func (s *Service) refresh(ctx context.Context, t *tenancy.Tenant, raw string) (T
 			return TokenPair{}, OutcomeError, err
 		}
 		s.metrics.reused(t.ID)
+		s.record(ctx, t, audit.Event{Type: audit.TypeRefreshReused, Outcome: audit.OutcomeFailure, Reason: "refresh_token_reused",
+			SubjectID: cur.UserID, SessionID: cur.ID, Details: map[string]string{"generation": strconv.FormatInt(tok.Generation, 10)}})
 		return TokenPair{}, OutcomeReused, errRefreshTokenReused()
 	}
 	return TokenPair{}, OutcomeError, errors.New("sessions: a refresh kept losing races; giving up")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 )
@@ -36,6 +37,8 @@ type Options struct {
 	// MaintenanceInterval is how often expired revocations and sessions are pruned and the
 	// active-sessions gauge recounted (default 1m).
 	MaintenanceInterval time.Duration
+	// Audit records logouts and refresh token reuse; nil records nothing.
+	Audit audit.Recorder
 }
 
 // Service starts and manages sessions: Start (login), Refresh, listing and revocation, the
@@ -86,6 +89,13 @@ func New(opts Options) (*Service, error) {
 	s.bg, s.stopBG = context.WithCancel(context.Background())
 	s.feeds = newFeeds(s)
 	return s, nil
+}
+
+// record writes an audit event when the Service has a Recorder.
+func (s *Service) record(ctx context.Context, t *tenancy.Tenant, e audit.Event) {
+	if s.opts.Audit != nil {
+		s.opts.Audit.Record(ctx, t, e)
+	}
 }
 
 // logger is the Service's logger; a zero Service logs nothing.

@@ -18,6 +18,9 @@
 //	rt.Handle("GET /t/{tenant}/x", h, reg.Middleware(tenancy.RouteOptions{PathValue: "tenant", NoDatabase: true}))
 //
 // and code that learns the tenant elsewhere (the unlock token names it) calls Registry.Acquire.
+// Background work that depends on what a tenant looks like (a bootstrap admin to create, a key
+// rotation to record) hooks in with Registry.Watch, which reports every upsert: serving or
+// not, just started or not, the active key before and after.
 //
 // Answers: unknown tenant TENANT_NOT_FOUND (404); spec.suspended or phase Suspended
 // TENANT_SUSPENDED (403); not Ready, no usable signing keys, no connection URI, or a database

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,45 @@ type Registry struct {
 
 	tenantsGauge *prometheus.GaugeVec
 	keyChanges   prometheus.Counter
+
+	watchMu  sync.Mutex
+	watchers []func(Change)
+}
+
+// Change is what Watch reports after a source set a tenant's state.
+type Change struct {
+	// Tenant is the tenant id.
+	Tenant string
+	// Serving says the tenant serves now; Started that it did not before this change (it was
+	// just added, or came back from suspended or unavailable).
+	Serving, Started bool
+	// KeyID is the active signing key now and PreviousKeyID the one before this change ("" when
+	// unknown); they differ when the key rotated.
+	KeyID, PreviousKeyID string
+	// Spec is the tenant's spec with defaults applied; read-only.
+	Spec *authmeshv1alpha1.TenantSpec
+}
+
+// Watch calls fn after every Upsert with what the tenant looks like now, outside the
+// registry's lock, from the source's goroutine: fn must return quickly (hand work to a
+// goroutine of its own). Background work that depends on a tenant being served (the bootstrap
+// admin, the audit trail's key rotation events) hooks in here.
+func (r *Registry) Watch(fn func(Change)) {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	r.watchers = append(r.watchers, fn)
+}
+
+func (r *Registry) notify(c *Change) {
+	if c == nil {
+		return
+	}
+	r.watchMu.Lock()
+	watchers := slices.Clone(r.watchers)
+	r.watchMu.Unlock()
+	for _, fn := range watchers {
+		fn(*c)
+	}
 }
 
 // Tenant states, the label values of authmesh_authserver_tenants.
@@ -171,6 +211,8 @@ func (r *Registry) Issuer(tenantID string) string {
 
 // Upsert implements Sink.
 func (r *Registry) Upsert(cfg Config) {
+	var change *Change
+	defer func() { r.notify(change) }() // after the lock is released
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	prev := r.tenants[cfg.Name]
@@ -231,9 +273,18 @@ func (r *Registry) Upsert(cfg Config) {
 	case prev.state() != st.state() || prev.unavailable != st.unavailable:
 		log.Info("tenant state changed", "state", st.state(), "reason", st.unavailable, "kid", kid)
 	}
-	if prev != nil && prev.view.Tokens != nil && kid != "" && prev.view.Tokens.KeyID() != kid {
+	prevKid := ""
+	if prev != nil && prev.view.Tokens != nil {
+		prevKid = prev.view.Tokens.KeyID()
+	}
+	if prevKid != "" && kid != "" && prevKid != kid {
 		r.keyChanges.Inc()
-		log.Info("signing key changed", "kid", kid, "previousKid", prev.view.Tokens.KeyID())
+		log.Info("signing key changed", "kid", kid, "previousKid", prevKid)
+	}
+	serving := st.state() == stateServing
+	change = &Change{
+		Tenant: cfg.Name, Serving: serving, Started: serving && (prev == nil || prev.state() != stateServing),
+		KeyID: kid, PreviousKeyID: prevKid, Spec: st.view.Spec,
 	}
 }
 

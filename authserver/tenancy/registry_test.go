@@ -208,3 +208,45 @@ type headerRecorder struct {
 func (w *headerRecorder) Header() http.Header         { return w.h }
 func (w *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (w *headerRecorder) WriteHeader(s int)           { w.status = s }
+
+// TestWatchReportsStartsAndKeyChanges: watchers hear, after every upsert, whether the tenant
+// serves, whether it just started, and its key before and after.
+func TestWatchReportsStartsAndKeyChanges(t *testing.T) {
+	r := newRegistry(t)
+	var got []tenancy.Change
+	r.Watch(func(c tenancy.Change) { got = append(got, c) }) // upserts come from this goroutine
+
+	cfg := readyConfig(t, "alpha")
+	pending := cfg
+	pending.Phase = authmeshv1alpha1.TenantPhasePending
+	r.Upsert(pending)
+	r.Upsert(cfg)
+	r.Upsert(cfg)
+	rotated := cfg
+	rotated.Keys = keySet(t, keys.EdDSA, cfg.Keys.Keys...)
+	r.Upsert(rotated)
+	suspended := rotated
+	suspended.Spec.Suspended = true
+	r.Upsert(suspended)
+
+	k1, k2 := cfg.Keys.ActiveKID, rotated.Keys.ActiveKID
+	want := []struct {
+		serving, started bool
+		kid, prev        string
+	}{
+		{false, false, k1, ""},
+		{true, true, k1, k1},
+		{true, false, k1, k1},
+		{true, false, k2, k1},
+		{false, false, k2, k2},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d changes reported, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		c := got[i]
+		if c.Tenant != "alpha" || c.Serving != w.serving || c.Started != w.started || c.KeyID != w.kid || c.PreviousKeyID != w.prev || c.Spec == nil {
+			t.Errorf("change %d: %+v, want serving %v started %v kid %s previous %q", i, c, w.serving, w.started, w.kid, w.prev)
+		}
+	}
+}

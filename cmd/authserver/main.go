@@ -26,6 +26,9 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/authmesh/authmesh/authserver"
+	"github.com/authmesh/authmesh/authserver/account"
+	"github.com/authmesh/authmesh/authserver/admin"
+	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/identity"
 	"github.com/authmesh/authmesh/authserver/internalauth"
 	"github.com/authmesh/authmesh/authserver/sessions"
@@ -66,6 +69,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	auditLog, err := audit.New(audit.Options{
+		Registry:      srv.Registry,
+		Retention:     cfg.Audit.Retention,
+		PruneInterval: cfg.Audit.PruneInterval,
+		Logger:        logger.With("component", "audit"),
+		Registerer:    metrics,
+	})
+	if err != nil {
+		return err
+	}
 	sess, err := sessions.New(sessions.Options{
 		Registry:            srv.Registry,
 		Decoder:             srv.Decoder,
@@ -74,6 +87,7 @@ func run(args []string) error {
 		FeedPollInterval:    cfg.Sessions.FeedPollInterval,
 		FeedMaxWait:         cfg.Sessions.FeedMaxWait,
 		MaintenanceInterval: cfg.Sessions.MaintenanceInterval,
+		Audit:               auditLog,
 	})
 	if err != nil {
 		return err
@@ -83,7 +97,15 @@ func run(args []string) error {
 		return err
 	}
 	sess.Register(sessions.Routes{Public: srv.Public, Internal: srv.Internal, InternalAuth: internalauth.Middleware(internalAuth)})
-	if _, err := identity.Register(srv, identity.Options{Sessions: sess, Registerer: metrics}); err != nil {
+	ident, err := identity.Register(srv, identity.Options{Sessions: sess, Registerer: metrics, Audit: auditLog})
+	if err != nil {
+		return err
+	}
+	acct, err := account.Register(srv, account.Options{Identity: ident, Sessions: sess, Audit: auditLog, Registerer: metrics})
+	if err != nil {
+		return err
+	}
+	if _, err := admin.Register(srv, admin.Options{Sessions: sess, Audit: auditLog}); err != nil {
 		return err
 	}
 
@@ -92,6 +114,8 @@ func run(args []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx, src) })
 	g.Go(func() error { return sess.Run(ctx) })
+	g.Go(func() error { return acct.Run(ctx) })
+	g.Go(func() error { return auditLog.Run(ctx) })
 	for _, l := range []struct {
 		name, addr string
 		h          http.Handler
@@ -165,6 +189,7 @@ func parseConfig(args []string, getenv func(string) string) (authserver.Config, 
 	fs.DurationVar(&cfg.Sessions.FeedMaxWait, "revocation-max-wait", cfg.Sessions.FeedMaxWait, "longest revocation feed long poll")
 	fs.DurationVar(&cfg.Sessions.MaintenanceInterval, "session-maintenance-interval", cfg.Sessions.MaintenanceInterval, "how often expired sessions and revocations are pruned and active sessions counted")
 	identityFlags(fs, &cfg)
+	accountFlags(fs, &cfg)
 
 	if ns := getenv("POD_NAMESPACE"); ns != "" {
 		cfg.Namespace = ns

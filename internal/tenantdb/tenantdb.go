@@ -57,6 +57,8 @@ var Indexes = []Index{
 	{Collection: Revocations, Name: "by_seq", Keys: bson.D{{Key: "seq", Value: 1}}, Unique: true},
 	{Collection: Revocations, Name: "expiry", Keys: bson.D{{Key: ExpiresAtField, Value: 1}}, TTL: true},
 	{Collection: Audit, Name: "by_time", Keys: bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}},
+	// Audit events carry expiresAt only when the auth server keeps them for a limited time.
+	{Collection: Audit, Name: "expiry", Keys: bson.D{{Key: ExpiresAtField, Value: 1}}, TTL: true},
 }
 
 // Report says what EnsureSchema could not do in full on this server.
