@@ -2,10 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,41 +39,11 @@ const (
 	kindUnlock = "unlock"
 )
 
-// secretBytes is the randomness of a reset token.
-const secretBytes = 32
-
-// newToken returns "<tenant>.<secret>" and the hash stored for it.
-func newToken(tenantID string) (token, hash string, err error) {
-	b := make([]byte, secretBytes)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	token = tenantID + "." + base64.RawURLEncoding.EncodeToString(b)
-	return token, hashToken(token), nil
-}
-
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// parseToken returns the tenant a reset token names, when it has the right shape.
-func parseToken(token string) (tenantID string, ok bool) {
-	tenantID, secret, found := strings.Cut(token, ".")
-	if !found || !tenancy.ValidTenantID(tenantID) || len(secret) != base64.RawURLEncoding.EncodedLen(secretBytes) {
-		return "", false
-	}
-	if _, err := base64.RawURLEncoding.DecodeString(secret); err != nil {
-		return "", false
-	}
-	return tenantID, true
-}
-
 // issueLink stores a reset token for u valid for ttl and mails its link with the message
 // compose makes; when the mail fails the token is removed.
 func (s *Service) issueLink(ctx context.Context, t *tenancy.Tenant, u *identity.User, ttl time.Duration,
 	compose func(link string, expires time.Time) message) error {
-	token, hash, err := newToken(t.ID)
+	token, hash, err := identity.NewAccountToken(t.ID)
 	if err != nil {
 		return err
 	}
@@ -185,11 +151,11 @@ type resetRequest struct {
 // lockout, removes the user's other links and revokes all of their sessions.
 func (s *Service) reset(ctx context.Context, token, newPassword string) error {
 	token = strings.TrimSpace(token)
-	tenantID, ok := parseToken(token)
+	tenantID, ok := identity.ParseAccountToken(token)
 	if !ok {
 		return errInvalidResetToken()
 	}
-	hash := hashToken(token)
+	hash := identity.HashAccountToken(token)
 	if err := allow(s.limits.resetAccount, hash); err != nil {
 		return err
 	}
@@ -238,11 +204,11 @@ func (s *Service) reset(ctx context.Context, token, newPassword string) error {
 // peek reports when a reset token expires, without redeeming it.
 func (s *Service) peek(ctx context.Context, token string) (time.Time, error) {
 	token = strings.TrimSpace(token)
-	tenantID, ok := parseToken(token)
+	tenantID, ok := identity.ParseAccountToken(token)
 	if !ok {
 		return time.Time{}, errInvalidResetToken()
 	}
-	hash := hashToken(token)
+	hash := identity.HashAccountToken(token)
 	if err := allow(s.limits.resetAccount, hash); err != nil {
 		return time.Time{}, err
 	}

@@ -106,7 +106,7 @@ func (s *Service) mailUnlockLink(ctx context.Context, t *tenancy.Tenant, u *User
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
 	defer cancel()
 	log := s.logger.With("tenant", t.ID, "userId", u.ID)
-	token, hash, err := newUnlockToken(t.ID)
+	token, hash, err := NewAccountToken(t.ID)
 	if err != nil {
 		log.Error("creating an unlock token", "error", err.Error())
 		return
@@ -136,28 +136,30 @@ type accountToken struct {
 
 const tokenKindUnlock = "unlock"
 
-// unlockSecretBytes is the randomness of an unlock token.
-const unlockSecretBytes = 32
+// accountTokenSecretBytes is the randomness of an account token.
+const accountTokenSecretBytes = 32
 
-// newUnlockToken returns "<tenant>.<secret>" and the hash stored for it.
-func newUnlockToken(tenantID string) (token, hash string, err error) {
-	b := make([]byte, unlockSecretBytes)
+// NewAccountToken returns a token for a mailed link (unlock, password reset),
+// "<tenant>.<256-bit secret>", and the SHA-256 stored in its place (account_tokens._id).
+func NewAccountToken(tenantID string) (token, hash string, err error) {
+	b := make([]byte, accountTokenSecretBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", "", err
 	}
 	token = tenantID + "." + base64.RawURLEncoding.EncodeToString(b)
-	return token, hashToken(token), nil
+	return token, HashAccountToken(token), nil
 }
 
-func hashToken(token string) string {
+// HashAccountToken is the stored form of an account token.
+func HashAccountToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
 
-// parseUnlockToken returns the tenant an unlock token names, when it has the right shape.
-func parseUnlockToken(token string) (tenantID string, ok bool) {
+// ParseAccountToken returns the tenant an account token names, when it has the right shape.
+func ParseAccountToken(token string) (tenantID string, ok bool) {
 	tenantID, secret, found := strings.Cut(token, ".")
-	if !found || !tenancy.ValidTenantID(tenantID) || len(secret) != base64.RawURLEncoding.EncodedLen(unlockSecretBytes) {
+	if !found || !tenancy.ValidTenantID(tenantID) || len(secret) != base64.RawURLEncoding.EncodedLen(accountTokenSecretBytes) {
 		return "", false
 	}
 	if _, err := base64.RawURLEncoding.DecodeString(secret); err != nil {
@@ -168,12 +170,12 @@ func parseUnlockToken(token string) (tenantID string, ok bool) {
 
 // unlock redeems an unlock token: single use, unexpired; it clears the lock and the counter.
 func (s *Service) unlock(ctx context.Context, token string) error {
-	tenantID, ok := parseUnlockToken(strings.TrimSpace(token))
+	tenantID, ok := ParseAccountToken(strings.TrimSpace(token))
 	if !ok {
 		return errInvalidUnlockToken()
 	}
 	token = strings.TrimSpace(token)
-	hash := hashToken(token)
+	hash := HashAccountToken(token)
 	if err := s.allow(s.limits.unlockAccount, hash); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func (s *Service) unlockGet(w http.ResponseWriter, r *http.Request) error {
 	if !wantsHTML(r) {
 		return s.unlockJSON(w, r, token)
 	}
-	if _, ok := parseUnlockToken(strings.TrimSpace(token)); !ok {
+	if _, ok := ParseAccountToken(strings.TrimSpace(token)); !ok {
 		return writePage(w, r, http.StatusBadRequest, page{Title: "Invalid link", Text: errInvalidUnlockToken().Message})
 	}
 	return writePage(w, r, http.StatusOK, page{
