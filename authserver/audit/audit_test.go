@@ -3,11 +3,11 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,30 +40,13 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a registry serving tenant "alpha" on its own test database, and a Log on it.
 type fixture struct {
 	t     *testing.T
 	reg   *tenancy.Registry
 	cfg   tenancy.Config
 	log   *audit.Log
-	clock *clock
+	clock *clocktesting.FakeClock
 }
 
 func newFixture(t *testing.T, retention time.Duration) *fixture {
@@ -77,7 +60,7 @@ func newFixture(t *testing.T, retention time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, reg: reg, clock: &clock{t: time.Now().UTC().Truncate(time.Millisecond)}}
+	f := &fixture{t: t, reg: reg, clock: clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Millisecond))}
 	if f.log, err = audit.New(audit.Options{Registry: reg, Retention: retention, Now: f.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +156,7 @@ func TestListPagesInOrder(t *testing.T) {
 	tn := f.tenant()
 	for i := range 12 {
 		if i%4 == 0 {
-			f.clock.Advance(time.Millisecond) // some events share a millisecond, some do not
+			f.clock.Step(time.Millisecond) // some events share a millisecond, some do not
 		}
 		typ := audit.TypeLoginSuccess
 		if i%3 == 0 {
@@ -228,7 +211,7 @@ func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	tn := f.tenant()
 	f.log.Record(ctx, tn, audit.Event{Type: audit.TypeLogout, SubjectID: "old"})
-	f.clock.Advance(2 * time.Hour)
+	f.clock.Step(2 * time.Hour)
 	f.log.Record(ctx, tn, audit.Event{Type: audit.TypeLogout, SubjectID: "new"})
 
 	page, err := f.log.List(ctx, tn, audit.Query{})

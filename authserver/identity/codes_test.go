@@ -145,7 +145,7 @@ func TestEveryCodeWithItsStatus(t *testing.T) {
 		"expired code": {func(t *testing.T) response {
 			u := h.newUser("t1")
 			loginID, code := h.login("t1", u.username, u.password, u.email)
-			h.clock.Advance(5*time.Minute + time.Second)
+			h.clock.Step(5*time.Minute + time.Second)
 			return verify(loginID, code)
 		}, 410, identity.CodeOTPExpired, ""},
 		"unknown loginId": {func(*testing.T) response { return verify("no-such-login", "123456") }, 410, identity.CodeOTPExpired, ""},
@@ -178,7 +178,7 @@ func TestEveryCodeWithItsStatus(t *testing.T) {
 		}, 400, identity.CodeInvalidUnlockToken, ""},
 		"unlock token after the lock ended": {func(t *testing.T) response {
 			_, token := h.lock("t1", h.newUser("t1"))
-			h.clock.Advance(15 * time.Minute)
+			h.clock.Step(15 * time.Minute)
 			return unlock(token)
 		}, 400, identity.CodeInvalidUnlockToken, ""},
 		"bogus unlock token":         {func(*testing.T) response { return unlock("bogus") }, 400, identity.CodeInvalidUnlockToken, ""},

@@ -172,9 +172,9 @@ func TestCodeExpiresWithInjectedClock(t *testing.T) {
 	if msg := h.waitMail("dave@example.com", 0); !strings.Contains(msg.Text, "expires in 2 minutes") {
 		t.Errorf("mail does not say the tenant's ttl:\n%s", msg.Text)
 	}
-	h.clock.Advance(2*time.Minute - time.Second)
+	h.clock.Step(2*time.Minute - time.Second)
 	loginID2, code2 := h.login("t1", "dave", "dave-password", "dave@example.com")
-	h.clock.Advance(time.Second)
+	h.clock.Step(time.Second)
 	want(t, h.post("t1", "/auth/login/verify", map[string]string{"loginId": loginID, "otp": code}), http.StatusGone, identity.CodeOTPExpired)
 	n, _ := h.db("t1").Collection(tenantdb.LoginChallenges).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: loginID}})
 	if n != 0 {

@@ -72,7 +72,7 @@ func TestParallelWrongPasswordsLockAtThreshold(t *testing.T) {
 	}
 
 	// The lock ends by itself.
-	h.clock.Advance(15 * time.Minute)
+	h.clock.Step(15 * time.Minute)
 	r := h.loginAs("t1", u, u.password)
 	want(t, r, http.StatusOK, identity.CodeOTPSent)
 }

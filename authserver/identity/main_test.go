@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	clocktesting "k8s.io/utils/clock/testing"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,25 +46,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// clock is the injected clock of a test server; it starts at the real time so that tokens
-// verify, and moves only when a test moves it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // switchMailer sends through the real SMTP sender unless a test swaps in another.
 type switchMailer struct {
 	mu sync.Mutex
@@ -89,7 +71,7 @@ type harness struct {
 	t      testing.TB
 	srv    *authserver.Server
 	url    string
-	clock  *clock
+	clock  *clocktesting.FakeClock
 	smtp   *testenv.SMTPServer
 	mailer *switchMailer
 	smtpOK mail.Sender
@@ -140,7 +122,7 @@ func startServer(t testing.TB, o serverOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	clk := clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Millisecond))
 	smtpOK, err := mail.NewSMTP(cfg.Identity.SMTP)
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,23 +54,6 @@ func (c *countingReviews) Create(ctx context.Context, tr *authenticationv1.Token
 	return c.TokenReviewInterface.Create(ctx, tr, opts)
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // serviceAccountToken creates a ServiceAccount (once) and a projected-style token of it.
 func serviceAccountToken(t *testing.T, namespace, name, audience string) string {
 	t.Helper()
@@ -111,7 +94,7 @@ func TestTokenReview(t *testing.T) {
 	stranger := serviceAccountToken(t, "default", "stranger", internalauth.DefaultAudience)
 
 	reviews := &countingReviews{TokenReviewInterface: clientset.AuthenticationV1().TokenReviews()}
-	clk := &clock{t: time.Now()}
+	clk := clocktesting.NewFakeClock(time.Now())
 	a, err := internalauth.NewTokenReview(internalauth.TokenReviewOptions{
 		Reviews: reviews, Allowed: []string{"default/sidecar", "shop/*"}, Now: clk.Now,
 	})
@@ -151,7 +134,7 @@ func TestTokenReview(t *testing.T) {
 	if n := reviews.n.Load() - before; n != 0 {
 		t.Fatalf("%d reviews for a cached token, want 0", n)
 	}
-	clk.Advance(61 * time.Second)
+	clk.Step(61 * time.Second)
 	if _, err := a.Authenticate(ctx, request(good)); err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func TestFeedProtocol(t *testing.T) {
 	}
 
 	// Entries are served while a token of the session may still be accepted, then dropped.
-	h.clock.Advance(15*time.Minute + guard.ClockSkew + time.Second)
+	h.clock.Step(15*time.Minute + guard.ClockSkew + time.Second)
 	if feed, _ = feedCall(t, r, "alpha", 0, 0); feed.Seq != 4 || len(feed.Revoked) != 0 {
 		t.Fatalf("after every access token expired: %+v, want seq 4 and nothing", feed)
 	}

@@ -3,11 +3,11 @@ package sessions_test
 import (
 	"context"
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,24 +40,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// clock is the injected clock every replica of a harness shares.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // replica is one running auth server: public and internal listeners over real HTTP.
 type replica struct {
 	srv      *authserver.Server
@@ -71,7 +53,7 @@ type replica struct {
 // clock.
 type harness struct {
 	t          testing.TB
-	clock      *clock
+	clock      *clocktesting.FakeClock
 	dbName     string
 	tenantsDir string
 	stateDir   string
@@ -101,7 +83,7 @@ func startTuned(t testing.TB, tenants map[string]string, tune func(*sessions.Opt
 	h := &harness{
 		tune:       tune,
 		t:          t,
-		clock:      &clock{t: time.Now().UTC().Truncate(time.Millisecond)},
+		clock:      clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Millisecond)),
 		dbName:     testDB.Database(t).Name(),
 		tenantsDir: t.TempDir(),
 		stateDir:   t.TempDir(),

@@ -63,7 +63,7 @@ authmesh_authserver_session_revocations_total{reason="refresh_token_reused"} 1
 
 	// Maintenance prunes what expired: revocations once no token of theirs is accepted, and
 	// sessions past their absolute expiry.
-	h.clock.Advance(169 * time.Hour)
+	h.clock.Step(169 * time.Hour)
 	eventually(t, "maintenance prunes", func() bool {
 		nr, _ := h.db("alpha").Collection(tenantdb.Revocations).CountDocuments(ctx, bson.D{})
 		ns, _ := h.db("alpha").Collection(tenantdb.Sessions).CountDocuments(ctx, bson.D{})

@@ -27,9 +27,9 @@ func TestSessionsWalkthrough(t *testing.T) {
 	c := h.client("alpha")
 	uid := h.user("alpha", "user")
 	first := h.login("alpha", uid, "user")
-	h.clock.Advance(time.Second)
+	h.clock.Step(time.Second)
 	second := h.login("alpha", uid, "user")
-	h.clock.Advance(time.Second)
+	h.clock.Step(time.Second)
 	third := h.login("alpha", uid, "user")
 
 	// b) List sessions.
@@ -313,7 +313,7 @@ func TestRefreshReuseGrace(t *testing.T) {
 
 	t.Run("predecessor within the grace", func(t *testing.T) {
 		p0, p1 := rotated(t)
-		h.clock.Advance(10 * time.Second) // the grace is inclusive
+		h.clock.Step(10 * time.Second) // the grace is inclusive
 		p2, err := c.Refresh(ctx, p0.RefreshToken)
 		if err != nil {
 			t.Fatalf("retry of the predecessor: %v, want a new pair", err)
@@ -333,7 +333,7 @@ func TestRefreshReuseGrace(t *testing.T) {
 	})
 	t.Run("predecessor after the grace", func(t *testing.T) {
 		p0, p1 := rotated(t)
-		h.clock.Advance(10*time.Second + time.Millisecond)
+		h.clock.Step(10*time.Second + time.Millisecond)
 		_, err := c.Refresh(ctx, p0.RefreshToken)
 		wantCode(t, "the predecessor after the grace", err, 401, "REFRESH_TOKEN_REUSED")
 		_, err = c.Refresh(ctx, p1.RefreshToken)
@@ -481,7 +481,7 @@ func TestBearerRoutesRefuse(t *testing.T) {
 	wantCode(t, "no token", err, 401, "UNAUTHORIZED")
 	_, err = c.Sessions(ctx, p.AccessToken+"x")
 	wantCode(t, "a bad signature", err, 401, "UNAUTHORIZED")
-	h.clock.Advance(16 * time.Minute)
+	h.clock.Step(16 * time.Minute)
 	_, err = c.Sessions(ctx, p.AccessToken)
 	wantCode(t, "an expired token", err, 401, "UNAUTHORIZED")
 
@@ -507,17 +507,17 @@ func TestExpiry(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		p := h.login("idle", uid, "user")
 		other := h.login("idle", uid, "user")
-		h.clock.Advance(9 * time.Minute)
+		h.clock.Step(9 * time.Minute)
 		p1, err := c.Refresh(ctx, p.RefreshToken) // use moves the idle expiry on
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.clock.Advance(9 * time.Minute)
+		h.clock.Step(9 * time.Minute)
 		if _, err := c.Sessions(ctx, p1.AccessToken); err != nil {
 			t.Fatalf("18 minutes in, used 9 minutes ago: %v", err)
 		}
 		// other was never used: idle for 18 minutes.
-		h.clock.Advance(2 * time.Minute)
+		h.clock.Step(2 * time.Minute)
 		list, err := c.Sessions(ctx, p1.AccessToken)
 		if err == nil {
 			t.Fatalf("20 minutes in, 11 idle: the session still answers %+v", list)
@@ -532,14 +532,14 @@ func TestExpiry(t *testing.T) {
 		p := h.login("idle", uid, "user")
 		rt := p.RefreshToken
 		for range 6 { // 54 minutes of use, never idle
-			h.clock.Advance(9 * time.Minute)
+			h.clock.Step(9 * time.Minute)
 			next, err := c.Refresh(ctx, rt)
 			if err != nil {
 				t.Fatal(err)
 			}
 			rt = next.RefreshToken
 		}
-		h.clock.Advance(6*time.Minute + time.Second) // an hour and a second after login
+		h.clock.Step(6*time.Minute + time.Second) // an hour and a second after login
 		_, err := c.Refresh(ctx, rt)
 		wantCode(t, "refresh after the absolute expiry", err, 401, "SESSION_NOT_FOUND")
 		n, err := h.r0().svc.List(ctx, h.tenant(h.r0(), "idle"), uid)
