@@ -48,9 +48,12 @@
 // generations old, hence reuse. With grace 0, concurrent refreshes of one token leave one
 // winner and revoke the session for the others, as RFC 9700 asks.
 //
-// After a successful swap the user is read (users collection: _id, role, disabled): the new
+// Before the swap the session's user is read (users collection: _id, role, disabled): the new
 // access token carries the user's current role, so a role change takes effect at the next
-// refresh; a user who is gone or disabled gets SESSION_NOT_FOUND and the session is revoked.
+// refresh; a user who is gone or disabled gets SESSION_NOT_FOUND after the swap and the
+// session is revoked. Reading first makes the swap the last database operation of a refresh,
+// so a refresh that answers an error (503 when the database goes away) has not spent the
+// presented token, and retrying it is no reuse (test/fault found this).
 //
 // # Revocation
 //

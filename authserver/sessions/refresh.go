@@ -37,6 +37,16 @@ func (s *Service) refresh(ctx context.Context, t *tenancy.Tenant, raw string) (T
 	}
 	s.noteTenant(t.ID)
 	presented := tok.hash()
+	// The session's user is read before the rotation, so the swap is the last database
+	// operation of a refresh: a refresh that fails (the database going away, say) has not
+	// spent the presented token behind its error, and the client's retry is no reuse.
+	u, found, err := s.readOwner(ctx, t, tok.SessionID)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return TokenPair{}, OutcomeInvalidToken, errInvalidRefreshToken()
+	}
+	if err != nil {
+		return TokenPair{}, OutcomeError, err
+	}
 	for range maxRefreshAttempts {
 		now := s.now()
 		// The common case first: the presented token is the current one.
@@ -45,7 +55,7 @@ func (s *Service) refresh(ctx context.Context, t *tenancy.Tenant, raw string) (T
 			{Key: "refreshHash", Value: presented},
 		}, presented, now)
 		if err == nil {
-			return s.issue(ctx, t, d, random, now, OutcomeRefreshed)
+			return s.issue(ctx, t, d, u, found, random, now, OutcomeRefreshed)
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			return TokenPair{}, OutcomeError, err
@@ -88,7 +98,7 @@ func (s *Service) refresh(ctx context.Context, t *tenancy.Tenant, raw string) (T
 				{Key: "rotatedAt", Value: *cur.RotatedAt},
 			}, cur.RefreshHash, now)
 			if err == nil {
-				return s.issue(ctx, t, d, random, now, OutcomeGrace)
+				return s.issue(ctx, t, d, u, found, random, now, OutcomeGrace)
 			}
 			if !errors.Is(err, mongo.ErrNoDocuments) {
 				return TokenPair{}, OutcomeError, err
@@ -146,15 +156,28 @@ func accessExpiry(t *tenancy.Tenant, now time.Time) time.Time {
 	return now.Truncate(time.Second).Add(t.Spec.Tokens.AccessTokenTTL.Duration)
 }
 
-// issue answers a successful rotation: the role is read afresh from the user, so a role
-// change takes effect at the next refresh, and a user who is gone or disabled loses the
-// session instead.
-func (s *Service) issue(ctx context.Context, t *tenancy.Tenant, d Session, random []byte, now time.Time, outcome string) (TokenPair, string, error) {
-	u, ok, err := readUser(ctx, t, d.UserID)
-	if err != nil {
-		return TokenPair{}, OutcomeError, err
+// readOwner reads the user of session sid (mongo.ErrNoDocuments when there is no such
+// session; found is false when its user is gone).
+func (s *Service) readOwner(ctx context.Context, t *tenancy.Tenant, sid string) (u userDoc, found bool, err error) {
+	var owner struct {
+		UserID string `bson:"userId"`
 	}
-	if !ok || u.Disabled {
+	err = t.DB.Collection(tenantdb.Sessions).FindOne(ctx, bson.D{{Key: "_id", Value: sid}},
+		options.FindOne().SetProjection(bson.D{{Key: "userId", Value: 1}})).Decode(&owner)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return u, false, err
+	case err != nil:
+		return u, false, fmt.Errorf("sessions: reading a session: %w", err)
+	}
+	return readUser(ctx, t, owner.UserID)
+}
+
+// issue answers a successful rotation of d, whose user u (found: it exists) was read just
+// before it: the role is the user's current one, so a role change takes effect at the next
+// refresh, and a user who is gone or disabled loses the session instead.
+func (s *Service) issue(ctx context.Context, t *tenancy.Tenant, d Session, u userDoc, found bool, random []byte, now time.Time, outcome string) (TokenPair, string, error) {
+	if !found || u.Disabled {
 		if _, err := s.revokeOne(ctx, t, bson.D{{Key: "_id", Value: d.ID}}, ReasonUserDisabled); err != nil {
 			return TokenPair{}, OutcomeError, err
 		}
