@@ -68,7 +68,8 @@ func newProxy(upstream *url.URL, cfg *Config, m *metrics, logger *slog.Logger) *
 			}
 			stripWebSocketToken(h)
 		},
-		Transport: &timedTransport{next: upstreamTransport(cfg), m: m},
+		Transport:  &timedTransport{next: upstreamTransport(cfg), m: m},
+		BufferPool: bufferPool{},
 		// FlushInterval stays 0: ReverseProxy flushes streaming responses (unknown length,
 		// text/event-stream) at once by itself, and batching the rest saves a write per response.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
