@@ -21,7 +21,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BIN   := $(CURDIR)/bin
 DEVDB := $(BIN)/devdb
 
-GO_TEST_FLAGS ?=
+GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT  ?= 20m
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
@@ -45,7 +45,7 @@ test: tools verify-generate check-sidecar-deps ## Run every test against a real 
 	go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) $$(go list ./... | grep -v /test/e2e)
 	@echo "end-to-end: the real binaries as processes against envtest, the dev database and SMTP"
 	go test -v -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./test/e2e
-	cd cmd/devdb && go vet ./... && go test -timeout $(TEST_TIMEOUT) ./...
+	cd cmd/devdb && go vet ./... && go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: ## Run the benchmarks: Go micro-benchmarks, then the sidecar against a tuned bare proxy.
