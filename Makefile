@@ -48,12 +48,13 @@ test: tools verify-generate check-sidecar-deps ## Run every test against a real 
 	cd cmd/devdb && go vet ./... && go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks: Go micro-benchmarks, then the sidecar against a tuned bare proxy.
+bench: ## Run the benchmarks: Go micro-benchmarks, then hack/bench (sidecar vs a tuned bare proxy, revocation, JWKS flood, sessions).
 	@command -v wrk >/dev/null || { echo "installing Debian's wrk (load generator)"; $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || echo "no wrk: using the built-in load generator"; }
 	go test -run '^$$' -bench . -benchmem -benchtime 2000x ./guard/ ./sidecar/ ./internal/...
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/sidecar ./cmd/sidecar
 	go build -o $(BIN)/bench ./hack/bench
-	$(BIN)/bench run -sidecar $(BIN)/sidecar -out .bench/sidecar.json
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/benchproxy ./hack/bench/benchproxy
+	$(BIN)/bench run -sidecar $(BIN)/sidecar -benchproxy $(BIN)/benchproxy -out .bench/sidecar.json
 
 .PHONY: build
 build: devdb ## Build every binary into bin/.

@@ -6,7 +6,14 @@
 // alternate which proxy goes first. Per proxy it reports throughput, CPU per request (from
 // /proc), p50/p99 at full load, p50/p99 at a fixed moderate rate (open loop), and peak RSS.
 //
-// Subcommands (used by `run` itself): upstream, bare, authstub.
+// Then, in the same run, it adds rows each next to a baseline of that run (issue 12):
+// revocation propagation to 4 feed followers of an in-process auth server (revocation.go),
+// JWKS fetches under a flood of unknown-kid tokens (jwksflood.go), and refresh and the session
+// list against raw driver calls (sessions.go, through BenchmarkSessions). It prints one table
+// and writes it as JSON (-results) and as a PNG bar chart beside it (table.go).
+//
+// The upstream, the bare proxy and the auth stub run from the small hack/bench/benchproxy
+// binary, so the baseline is not weighed down by what this program links.
 package main
 
 import (
@@ -19,8 +26,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,27 +35,15 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/authmesh/authmesh/guard"
-	"github.com/authmesh/authmesh/internal/keys"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench run|upstream|bare|authstub [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench run [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
-	case "upstream":
-		err = serveUpstream(os.Args[2])
-	case "bare":
-		err = serveBare(os.Args[2], os.Args[3])
-	case "authstub":
-		err = serveAuthStub(os.Args[2])
 	case "run":
 		err = run(os.Args[2:])
 	default:
@@ -60,71 +53,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-}
-
-// serveUpstream is the trivial app behind both proxies.
-func serveUpstream(addr string) error {
-	body := []byte(`{"ok":true}`)
-	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
-}
-
-// serveBare is the baseline: httputil.ReverseProxy with a pool of 256 idle upstream connections.
-func serveBare(addr, upstream string) error {
-	target, err := url.Parse(upstream)
-	if err != nil {
-		return err
-	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second},
-	}
-	return http.ListenAndServe(addr, proxy)
-}
-
-// serveAuthStub publishes one tenant's JWKS and an empty revocation feed, and prints a valid
-// access token of that tenant on its first output line.
-func serveAuthStub(addr string) error {
-	k, err := keys.Generate(keys.EdDSA)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	base := "http://" + ln.Addr().String()
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, guard.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: base + "/t/bench", Audience: jwt.ClaimStrings{"authmesh"}, Subject: "bench-user",
-			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(2 * time.Hour)), ID: "bench",
-		},
-		TenantID: "bench", Role: "user", SessionID: "bench-session",
-	})
-	tok.Header["kid"], tok.Header["typ"] = k.KeyID, guard.AccessTokenType
-	signed, err := tok.SignedString(k.Key)
-	if err != nil {
-		return err
-	}
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.Public()}})
-	if err != nil {
-		return err
-	}
-	fmt.Println(signed)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /t/bench/.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(jwks) })
-	mux.HandleFunc("GET /internal/v1/tenants/bench/revocations", func(w http.ResponseWriter, r *http.Request) {
-		wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
-		select {
-		case <-time.After(time.Duration(wait) * time.Second):
-		case <-r.Context().Done():
-		}
-		_, _ = w.Write([]byte(`{"seq":0,"reset":false,"revoked":[]}`))
-	})
-	return http.Serve(ln, mux)
 }
 
 // Result is one proxy's figures, medians over the rounds.
@@ -149,16 +77,20 @@ type Result struct {
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	sidecarBin := fs.String("sidecar", "bin/sidecar", "the sidecar binary")
+	proxyBin := fs.String("benchproxy", "bin/benchproxy", "the upstream, bare proxy and auth stub binary (hack/bench/benchproxy)")
 	rounds := fs.Int("rounds", 3, "A/B rounds")
 	duration := fs.Duration("duration", 5*time.Second, "length of each load run")
 	conns := fs.Int("connections", 32, "concurrent connections")
 	rate := fs.Int("rate", 1000, "requests per second of the fixed-rate runs")
 	out := fs.String("out", ".bench/sidecar.json", "where to write the JSON results")
+	resultsOut := fs.String("results", ".bench/results.json", "where to write the consolidated table (JSON, and a PNG chart beside it)")
+	logouts := fs.Int("logouts", 100, "logouts of the revocation row (0 skips it)")
+	followers := fs.Int("followers", 4, "revocation feed followers of the revocation row")
+	floodFor := fs.Duration("flood", 10*time.Second, "length of the JWKS flood row (0 skips it)")
+	sessionsPkg := fs.String("sessions", "./authserver/sessions", "package whose BenchmarkSessions gives the refresh and list rows (empty skips them)")
+	sessionsN := fs.Int("sessions-n", 200, "operations per sub-benchmark of the sessions rows")
+	floodTenants := fs.Int("flood-tenants", 2, "tenants flooded at once in the JWKS flood row")
 	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -181,10 +113,10 @@ func run(args []string) error {
 	}
 
 	upAddr, bareAddr, stubAddr, scAddr, scAdmin := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
-	if _, err := start("0", self, "upstream", upAddr); err != nil {
+	if _, err := start("0", *proxyBin, "upstream", upAddr); err != nil {
 		return err
 	}
-	stub := pinned(ctx, "0", self, "authstub", stubAddr)
+	stub := pinned(ctx, "0", *proxyBin, "authstub", stubAddr)
 	stubOut, err := stub.StdoutPipe()
 	if err != nil {
 		return err
@@ -198,7 +130,7 @@ func run(args []string) error {
 		return fmt.Errorf("auth stub: %w", err)
 	}
 	token = strings.TrimSpace(token)
-	bare, err := start("0", self, "bare", bareAddr, "http://"+upAddr)
+	bare, err := start("0", *proxyBin, "bare", bareAddr, "http://"+upAddr)
 	if err != nil {
 		return err
 	}
@@ -278,7 +210,68 @@ func run(args []string) error {
 		"results": targets, "throughput_ratio": s.RPS / b.RPS, "cpu_ratio": s.CPUPerRequest / b.CPUPerRequest,
 		"added_p99_ms_fixed_rate": s.FixedRateP99 - b.FixedRateP99,
 	}, "", "  ")
-	return os.WriteFile(*out, data, 0o644)
+	if err := os.WriteFile(*out, data, 0o644); err != nil {
+		return err
+	}
+
+	// The consolidated table (issue 12): every row a ratio to a baseline of the same run.
+	bareName := b.Name
+	rows := []Row{
+		row("sidecar throughput", s.RPS, "rps", b.RPS, bareName, fmt.Sprintf("median of %d rounds of %s, %d connections", *rounds, *duration, *conns)),
+		row("sidecar CPU per request", s.CPUPerRequest, "µs", b.CPUPerRequest, bareName, ""),
+		row("sidecar p99 at full load", s.P99, "ms", b.P99, bareName, ""),
+		row(fmt.Sprintf("sidecar p99 at %d rps", *rate), s.FixedRateP99, "ms", b.FixedRateP99, bareName, "open loop"),
+		row("sidecar peak RSS", s.PeakRSSMiB, "MiB", b.PeakRSSMiB, bareName, ""),
+	}
+	meta := map[string]any{"connections": *conns, "duration_s": duration.Seconds(), "rounds": *rounds, "fixed_rate_rps": *rate,
+		"sidecar_ready_ms": s.ReadyMillis}
+	if *logouts > 0 {
+		fmt.Fprintf(os.Stderr, "revocation: %d logouts, %d followers (auth server in process, dev database)\n", *logouts, *followers)
+		rv, err := measureRevocation(*logouts, *followers, 20*time.Second)
+		if err != nil {
+			return fmt.Errorf("revocation row: %w", err)
+		}
+		note := fmt.Sprintf("%d logouts, %d guard.RevocationFollowers, long poll wait %s; time from the logout's answer to every follower refusing the session", rv.logouts, rv.followers, rv.longPollWait)
+		rows = append(rows,
+			row(fmt.Sprintf("revocation at all %d followers p50", rv.followers), rv.p50, "ms", rv.rttP50, "loopback HTTP round trip p50", note),
+			row(fmt.Sprintf("revocation at all %d followers p99", rv.followers), rv.p99, "ms", rv.rttP99, "loopback HTTP round trip p99", note+fmt.Sprintf("; max %.2f ms", rv.max)),
+			row(fmt.Sprintf("revocation at all %d followers from the logout's send p50", rv.followers), rv.sentP50, "ms", rv.callP50, "the logout call p50", note),
+			row(fmt.Sprintf("revocation at all %d followers from the logout's send p99", rv.followers), rv.sentP99, "ms", rv.callP99, "the logout call p99", note),
+			row("calls to the auth server other than the feed, during the logouts", float64(rv.otherCalls), "calls", float64(rv.feedCalls), "feed long polls, counted apart", "must be 0"),
+		)
+		meta["revocation"] = map[string]any{"logouts": rv.logouts, "followers": rv.followers, "long_poll_wait_s": rv.longPollWait.Seconds(),
+			"p50_ms": rv.p50, "p99_ms": rv.p99, "from_send_p50_ms": rv.sentP50, "from_send_p99_ms": rv.sentP99, "logout_call_p50_ms": rv.callP50, "logout_call_p99_ms": rv.callP99, "max_ms": rv.max, "feed_calls": rv.feedCalls, "other_calls": rv.otherCalls}
+		if rv.otherCalls != 0 {
+			fmt.Fprintf(os.Stderr, "WARNING: %d calls to the auth server besides the feed during the revocation run\n", rv.otherCalls)
+		}
+	}
+	if *floodFor > 0 {
+		fmt.Fprintf(os.Stderr, "JWKS flood: %d tenants, %s of unknown-kid tokens\n", *floodTenants, *floodFor)
+		fl, err := measureJWKSFlood(*floodTenants, 32, *floodFor)
+		if err != nil {
+			return fmt.Errorf("JWKS flood row: %w", err)
+		}
+		rows = append(rows, row("JWKS fetches per tenant per second, unknown-kid flood", fl.fetchesPerTenant, "/s", fl.requestsPerTenant,
+			"unknown-kid requests per tenant per second", fmt.Sprintf("%d tenants, 32 clients each giving up after 20 ms, %s; guard.Verifier over guard.RemoteKeys (MinFetchInterval %s); %d fetches for %d requests",
+				fl.tenants, fl.duration, fl.minFetchInterval, fl.fetches, fl.requests)))
+		meta["jwks_flood"] = map[string]any{"tenants": fl.tenants, "duration_s": fl.duration.Seconds(), "requests": fl.requests, "fetches": fl.fetches}
+	}
+	if *sessionsPkg != "" {
+		fmt.Fprintf(os.Stderr, "sessions: BenchmarkSessions in %s, %d operations each (dev database)\n", *sessionsPkg, *sessionsN)
+		sb, err := runSessionsBench(ctx, *sessionsPkg, *sessionsN)
+		if err != nil {
+			return fmt.Errorf("sessions rows: %w", err)
+		}
+		note := fmt.Sprintf("%d operations each, over HTTP against the in-process auth server; baselines are driver calls on the same collection in the same run; dev database (FerretDB + SQLite, serialized)", *sessionsN)
+		rows = append(rows,
+			row("refresh (one rotation)", sb["refresh"].rate, "ops/s", sb["raw-findOneAndUpdate-rotation-shape"].rate, "raw findOneAndUpdate, the rotation's filter", note),
+			row("refresh (one rotation), vs by _id only", sb["refresh"].rate, "ops/s", sb["raw-findOneAndUpdate"].rate, "raw findOneAndUpdate by _id", note),
+			row("list sessions (100)", sb["list"].rate, "ops/s", sb["raw-find"].rate, "raw find by userId", note),
+		)
+		meta["sessions"] = sb.json()
+	}
+	printTable(rows)
+	return writeResults(*resultsOut, meta, rows)
 }
 
 // pinned runs a program on one CPU when taskset is available.
@@ -448,7 +441,7 @@ func percentiles(lat []time.Duration) (p50, p99 float64) {
 	}
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	at := func(q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000 }
+	at := func(q float64) float64 { return float64(s[int(q*float64(len(s)-1))].Nanoseconds()) / 1e6 }
 	return at(0.50), at(0.99)
 }
 

@@ -3,7 +3,8 @@
 // on loopback, with file tenants on the test database (testenv.Mongo), mail through the real
 // SMTP sender to a capturing SMTP listener (testenv.StartSMTP), and one injected clock.
 //
-// It is test support only: nothing outside _test.go files imports it.
+// It is test support only: nothing outside _test.go files imports it, except hack/bench (the
+// `make bench` program), which runs it with a testing.TB of its own.
 package authstack
 
 import (
