@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// soakSample is the sidecar's state at one moment of a soak.
+type soakSample struct {
+	At         float64 `json:"at_s"`
+	RSSMiB     float64 `json:"rss_mib"`
+	Goroutines int     `json:"goroutines"`
+	Requests   int64   `json:"requests"`
+	Errors5xx  int64   `json:"errors_5xx"`
+}
+
+// soak runs the sidecar at a fraction of its measured saturation for a long time (open loop),
+// sampling its RSS and goroutines, and counting 5xx answers and transport errors.
+func soak(args []string) error {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	sidecarBin := fs.String("sidecar", "bin/sidecar", "the sidecar binary")
+	proxyBin := fs.String("benchproxy", "bin/benchproxy", "the upstream and auth stub binary")
+	duration := fs.Duration("duration", 10*time.Minute, "length of the soak")
+	fraction := fs.Float64("load", 0.8, "fraction of the measured saturation to send")
+	every := fs.Duration("sample", 10*time.Second, "sampling interval")
+	out := fs.String("out", ".bench/soak.json", "where to write the samples")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+	}()
+	start := func(name string, args ...string) (*exec.Cmd, error) {
+		cmd := pinned(ctx, "0", name, args...)
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	upAddr, stubAddr, scAddr, scAdmin := freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	if _, err := start(*proxyBin, "upstream", upAddr); err != nil {
+		return err
+	}
+	stub := pinned(ctx, "0", *proxyBin, "authstub", stubAddr)
+	stubOut, err := stub.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := stub.Start(); err != nil {
+		return err
+	}
+	procs = append(procs, stub)
+	token, err := bufio.NewReader(stubOut).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("auth stub: %w", err)
+	}
+	token = strings.TrimSpace(token)
+	sc, err := start(*sidecarBin, "-listen", scAddr, "-admin-listen", scAdmin, "-tenant", "bench",
+		"-upstream", "http://"+upAddr, "-auth-url", "http://"+stubAddr, "-feed-url", "http://"+stubAddr,
+		"-log-level", "warn", "-drain-delay", "0s")
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP("http://"+scAdmin+"/readyz", 10*time.Second); err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	target := "http://" + scAddr + "/api/orders"
+	sat, err := load(ctx, target, "Authorization: Bearer "+token, 32, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	rate := int(sat.rps * *fraction)
+	fmt.Fprintf(os.Stderr, "soak: saturation %.0f rps; sending %d rps for %s\n", sat.rps, rate, *duration)
+
+	var requests, errs atomic.Int64
+	client := newClient(256)
+	interval := time.Second / time.Duration(rate)
+	deadline := time.Now().Add(*duration)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 512) // bounds requests in flight if the sidecar stalls
+	samples := []soakSample{}
+	began := time.Now()
+	sample := func() {
+		samples = append(samples, soakSample{
+			At: time.Since(began).Seconds(), RSSMiB: currentRSS(sc.Process.Pid),
+			Goroutines: scrapeGauge("http://"+scAdmin+"/metrics", "go_goroutines"),
+			Requests:   requests.Load(), Errors5xx: errs.Load(),
+		})
+		last := samples[len(samples)-1]
+		fmt.Fprintf(os.Stderr, "soak: %5.0fs  rss %.1f MiB  goroutines %d  requests %d  5xx/errors %d\n",
+			last.At, last.RSSMiB, last.Goroutines, last.Requests, last.Errors5xx)
+	}
+	sample()
+	nextSample := time.Now().Add(*every)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if wait := time.Until(began.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if time.Now().After(nextSample) {
+			sample()
+			nextSample = nextSample.Add(*every)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			requests.Add(1)
+			req, _ := http.NewRequest(http.MethodGet, target, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				errs.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	sample()
+	first, last := samples[1%len(samples)], samples[len(samples)-1]
+	fmt.Printf("\nsoak: %s at %d rps (%.0f%% of %.0f rps saturation): %d requests, %d 5xx or transport errors\n",
+		*duration, rate, *fraction*100, sat.rps, last.Requests, last.Errors5xx)
+	fmt.Printf("soak: RSS %.1f MiB after the first sample, %.1f MiB at the end; goroutines %d then %d\n",
+		first.RSSMiB, last.RSSMiB, first.Goroutines, last.Goroutines)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(map[string]any{
+		"duration_s": duration.Seconds(), "rate_rps": rate, "saturation_rps": sat.rps, "samples": samples,
+	}, "", "  ")
+	return os.WriteFile(*out, data, 0o644)
+}
+
+// currentRSS is a process's resident set now, in MiB.
+func currentRSS(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// scrapeGauge reads one unlabelled gauge from a Prometheus text exposition.
+func scrapeGauge(url, name string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f)
+		}
+	}
+	return -1
+}
