@@ -61,7 +61,7 @@ soak: ## Soak the sidecar: 10 minutes at 80% of its measured saturation (SOAK=10
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/sidecar ./cmd/sidecar
 	go build -o $(BIN)/bench ./hack/bench
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/benchproxy ./hack/bench/benchproxy
-	$(BIN)/bench soak -sidecar $(BIN)/sidecar -benchproxy $(BIN)/benchproxy -duration $(or $(SOAK),10m)
+	$(shell command -v taskset >/dev/null && echo taskset -c 1) $(BIN)/bench soak -sidecar $(BIN)/sidecar -benchproxy $(BIN)/benchproxy -duration $(or $(SOAK),10m)
 
 .PHONY: build
 build: devdb ## Build every binary into bin/.

@@ -27,8 +27,10 @@ type soakSample struct {
 	Errors5xx  int64   `json:"errors_5xx"`
 }
 
-// soak runs the sidecar at a fraction of its measured saturation for a long time (open loop),
-// sampling its RSS and goroutines, and counting 5xx answers and transport errors.
+// soak runs the sidecar at a fraction of its measured saturation for a long time (open loop,
+// over a bounded pool of connections), sampling its RSS and goroutines, and counting 5xx
+// answers and transport errors. Run it pinned to CPU 1 (make soak does), so the load generator
+// does not share the sidecar's CPU.
 func soak(args []string) error {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	sidecarBin := fs.String("sidecar", "bin/sidecar", "the sidecar binary")
@@ -36,6 +38,7 @@ func soak(args []string) error {
 	duration := fs.Duration("duration", 10*time.Minute, "length of the soak")
 	fraction := fs.Float64("load", 0.8, "fraction of the measured saturation to send")
 	every := fs.Duration("sample", 10*time.Second, "sampling interval")
+	conns := fs.Int("connections", 64, "connections the load generator keeps to the sidecar")
 	out := fs.String("out", ".bench/soak.json", "where to write the samples")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,7 +97,7 @@ func soak(args []string) error {
 	fmt.Fprintf(os.Stderr, "soak: saturation %.0f rps; sending %d rps for %s\n", sat.rps, rate, *duration)
 
 	var requests, errs atomic.Int64
-	client := newClient(256)
+	client := newClient(*conns) // a front proxy's pool: requests beyond it queue in the client
 	interval := time.Second / time.Duration(rate)
 	deadline := time.Now().Add(*duration)
 	var wg sync.WaitGroup
