@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,56 +96,17 @@ func run(args []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			_ = p.Process.Kill()
-			_ = p.Wait()
-		}
-	}()
-	start := func(cpu string, name string, args ...string) (*exec.Cmd, error) {
-		cmd := pinned(ctx, cpu, name, args...)
-		cmd.Stderr = io.Discard
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		procs = append(procs, cmd)
-		return cmd, nil
-	}
-
-	upAddr, bareAddr, stubAddr, scAddr, scAdmin := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
-	if _, err := start("0", *proxyBin, "upstream", upAddr); err != nil {
-		return err
-	}
-	stub := pinned(ctx, "0", *proxyBin, "authstub", stubAddr)
-	stubOut, err := stub.StdoutPipe()
+	st, err := startStack(ctx, *proxyBin, *sidecarBin)
+	defer st.Stop()
 	if err != nil {
 		return err
 	}
-	if err := stub.Start(); err != nil {
-		return err
-	}
-	procs = append(procs, stub)
-	token, err := bufio.NewReader(stubOut).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("auth stub: %w", err)
-	}
-	token = strings.TrimSpace(token)
-	bare, err := start("0", *proxyBin, "bare", bareAddr, "http://"+upAddr)
+	bareAddr := freeAddr()
+	bare, err := st.start("0", *proxyBin, "bare", bareAddr, "http://"+st.upAddr)
 	if err != nil {
 		return err
 	}
-	scStart := time.Now()
-	sc, err := start("0", *sidecarBin, "-listen", scAddr, "-admin-listen", scAdmin, "-tenant", "bench",
-		"-upstream", "http://"+upAddr, "-auth-url", "http://"+stubAddr, "-feed-url", "http://"+stubAddr,
-		"-log-level", "warn", "-drain-delay", "0s")
-	if err != nil {
-		return err
-	}
-	if err := waitHTTP("http://"+scAdmin+"/readyz", 10*time.Second); err != nil {
-		return fmt.Errorf("sidecar: %w", err)
-	}
-	ready := time.Since(scStart)
+	upAddr, scAddr, token, ready, sc := st.upAddr, st.scAddr, st.token, st.ready, st.sidecar
 	for _, a := range []string{upAddr, bareAddr} {
 		if err := waitTCP(a, 5*time.Second); err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,49 +44,12 @@ func soak(args []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			_ = p.Process.Kill()
-			_ = p.Wait()
-		}
-	}()
-	start := func(name string, args ...string) (*exec.Cmd, error) {
-		cmd := pinned(ctx, "0", name, args...)
-		cmd.Stderr = io.Discard
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		procs = append(procs, cmd)
-		return cmd, nil
-	}
-	upAddr, stubAddr, scAddr, scAdmin := freeAddr(), freeAddr(), freeAddr(), freeAddr()
-	if _, err := start(*proxyBin, "upstream", upAddr); err != nil {
-		return err
-	}
-	stub := pinned(ctx, "0", *proxyBin, "authstub", stubAddr)
-	stubOut, err := stub.StdoutPipe()
+	st, err := startStack(ctx, *proxyBin, *sidecarBin)
+	defer st.Stop()
 	if err != nil {
 		return err
 	}
-	if err := stub.Start(); err != nil {
-		return err
-	}
-	procs = append(procs, stub)
-	token, err := bufio.NewReader(stubOut).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("auth stub: %w", err)
-	}
-	token = strings.TrimSpace(token)
-	sc, err := start(*sidecarBin, "-listen", scAddr, "-admin-listen", scAdmin, "-tenant", "bench",
-		"-upstream", "http://"+upAddr, "-auth-url", "http://"+stubAddr, "-feed-url", "http://"+stubAddr,
-		"-log-level", "warn", "-drain-delay", "0s")
-	if err != nil {
-		return err
-	}
-	if err := waitHTTP("http://"+scAdmin+"/readyz", 10*time.Second); err != nil {
-		return fmt.Errorf("sidecar: %w", err)
-	}
+	scAddr, scAdmin, token, sc := st.scAddr, st.scAdmin, st.token, st.sidecar
 	target := "http://" + scAddr + "/api/orders"
 	sat, err := load(ctx, target, "Authorization: Bearer "+token, 32, 5*time.Second)
 	if err != nil {
