@@ -23,19 +23,7 @@ import (
 
 var testDB *testenv.Mongo
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if testDB, err = testenv.StartMongo(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testDB.Stop()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &testDB)) }
 
 // fileTenant is one tenant of a test server: its manifest's spec (YAML, indented two spaces)
 // and files for its state directory.

@@ -24,19 +24,7 @@ import (
 
 var testDB *testenv.Mongo
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if testDB, err = testenv.StartMongo(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testDB.Stop()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &testDB)) }
 
 // server is a whole auth server (identity and sessions, wired as cmd/authserver wires them)
 // over real HTTP, with its mail captured.

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -20,19 +19,7 @@ import (
 
 var testDB *testenv.Mongo
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if testDB, err = testenv.StartMongo(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testDB.Stop()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &testDB)) }
 
 const tenantSpec = "  displayName: Darmist One\n  email: {from: no-reply@darmist.example}\n"
 

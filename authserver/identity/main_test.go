@@ -32,19 +32,7 @@ import (
 
 var testDB *testenv.Mongo
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if testDB, err = testenv.StartMongo(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testDB.Stop()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &testDB)) }
 
 // switchMailer sends through the real SMTP sender unless a test swaps in another.
 type switchMailer struct {

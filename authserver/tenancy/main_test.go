@@ -1,7 +1,6 @@
 package tenancy_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -10,16 +9,4 @@ import (
 
 var testDB *testenv.Mongo
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if testDB, err = testenv.StartMongo(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testDB.Stop()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &testDB)) }

@@ -1,7 +1,6 @@
 package tenantdb_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -13,16 +12,7 @@ import (
 
 var mongoServer *testenv.Mongo
 
-func TestMain(m *testing.M) {
-	var err error
-	if mongoServer, err = testenv.StartMongo(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	mongoServer.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &mongoServer)) }
 
 func TestEnsureSchemaCreatesEveryIndexAndIsIdempotent(t *testing.T) {
 	ctx := t.Context()

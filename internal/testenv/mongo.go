@@ -205,3 +205,17 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// RunWithMongo is a test package's TestMain body for packages that need only the database:
+// it starts the server into *db, runs the tests and stops it.
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.RunWithMongo(m, &testDB)) }
+func RunWithMongo(m *testing.M, db **Mongo) int {
+	var err error
+	if *db, err = StartMongo(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer (*db).Stop()
+	return m.Run()
+}
