@@ -70,7 +70,7 @@ func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var list authmeshv1alpha1.TenantList
-	if err := c.reader.List(ctx, &list); err != nil {
+	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil { // read only
 		// The cache is not synced yet: report nothing rather than fail the whole scrape.
 		return
 	}

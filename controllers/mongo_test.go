@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +115,47 @@ func TestConflictingTenant(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("conflicting Tenant (-want +got): %s", diff)
 			}
+			// The reconciler sees only the Tenants the database index gives for the name:
+			// the answer must not change.
+			var indexed []authmeshv1alpha1.Tenant
+			for _, o := range all {
+				if slices.Contains(databaseIndex(&o), strings.ToLower(databaseName(&tc.me))) {
+					indexed = append(indexed, o)
+				}
+			}
+			got = ""
+			if o := conflictingTenant(&tc.me, databaseName(&tc.me), indexed); o != nil {
+				got = o.Name
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("conflicting Tenant among the indexed ones (-want +got): %s", diff)
+			}
 		})
+	}
+}
+
+func TestTenantIndexes(t *testing.T) {
+	tn := &authmeshv1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "a"}}
+	if got := connectionSecretIndex(tn); !cmp.Equal(got, []string{platformConnection}) {
+		t.Errorf("connection Secret of a platform Tenant = %q", got)
+	}
+	tn.Spec.Database.ConnectionSecretRef.Name = "mongo-a"
+	if got := connectionSecretIndex(tn); !cmp.Equal(got, []string{"mongo-a"}) {
+		t.Errorf("connection Secret = %q, want mongo-a", got)
+	}
+	tn.Spec.Database.Name, tn.Status.DatabaseName = "Shop", "shop"
+	if got := databaseIndex(tn); !cmp.Equal(got, []string{"shop"}) {
+		t.Errorf("database index = %q, want one lower-cased name", got)
+	}
+	tn.Status.DatabaseName = "authmesh_a"
+	if got := databaseIndex(tn); !cmp.Equal(got, []string{"shop", "authmesh_a"}) {
+		t.Errorf("database index = %q, want the asked and the held name", got)
+	}
+	if got := nameConflictIndex(tn); got != nil {
+		t.Errorf("conflict index of a Tenant without conditions = %q", got)
+	}
+	tn.Status.Conditions = []metav1.Condition{{Type: ConditionDatabaseReady, Status: metav1.ConditionFalse, Reason: ReasonDatabaseNameConflict}}
+	if got := nameConflictIndex(tn); !cmp.Equal(got, []string{"true"}) {
+		t.Errorf("conflict index of a refused Tenant = %q", got)
 	}
 }

@@ -55,6 +55,9 @@ type TenantReconciler struct {
 	// RecheckInterval re-reconciles a healthy Tenant this often, so a database that goes
 	// away shows in its conditions; 0 disables it.
 	RecheckInterval time.Duration
+	// MaxConcurrent is how many Tenants are reconciled at once (default 1). A Tenant is never
+	// reconciled by two workers at once.
+	MaxConcurrent int
 }
 
 // +kubebuilder:rbac:groups=authmesh.dev,resources=tenants,verbs=get;list;watch;update;patch
@@ -153,11 +156,11 @@ func conflictingTenant(t *authmeshv1alpha1.Tenant, name string, all []authmeshv1
 // DatabaseReady. It returns an error when the work should be retried with backoff.
 func (r *TenantReconciler) reconcileDatabase(ctx context.Context, t *authmeshv1alpha1.Tenant) error {
 	name := databaseName(t)
-	var all authmeshv1alpha1.TenantList
-	if err := r.Client.List(ctx, &all); err != nil {
+	claimants, err := r.claimants(ctx, name)
+	if err != nil {
 		return fmt.Errorf("listing Tenants: %w", err)
 	}
-	if other := conflictingTenant(t, name, all.Items); other != nil {
+	if other := conflictingTenant(t, name, claimants); other != nil {
 		t.Status.DatabaseName = ""
 		r.setCondition(t, ConditionDatabaseReady, false, ReasonDatabaseNameConflict,
 			fmt.Sprintf("database %q is already used by Tenant %q; choose another spec.database.name", name, other.Name))
@@ -507,11 +510,11 @@ func (r *TenantReconciler) dropDatabase(ctx context.Context, t *authmeshv1alpha1
 	if name == "" {
 		return nil // nothing was provisioned
 	}
-	var all authmeshv1alpha1.TenantList
-	if err := r.Client.List(ctx, &all); err != nil {
+	claimants, err := r.claimants(ctx, name)
+	if err != nil {
 		return err
 	}
-	if other := conflictingTenant(t, name, all.Items); other != nil {
+	if other := conflictingTenant(t, name, claimants); other != nil {
 		return nil
 	}
 	base, _, _, err := r.connectionURI(ctx, t)
@@ -624,15 +627,72 @@ func withoutTenantOwners(refs []metav1.OwnerReference) []metav1.OwnerReference {
 	return out
 }
 
-// SetupWithManager registers the reconciler: it watches Tenants, the Secrets in Namespace
-// (its own, and the ones holding connection strings), and re-queues a Tenant refused for a
-// database-name conflict whenever another Tenant changes.
+// Field indexes on the cached Tenants, so that what one Tenant or Secret event looks up costs
+// the Tenants it concerns rather than all of them.
+const (
+	// indexDatabase: the lower-cased database names a Tenant asks for or holds.
+	indexDatabase = "authmesh.dev/database"
+	// indexConnectionSecret: the Secret holding a Tenant's connection string, or
+	// platformConnection when it uses the platform's.
+	indexConnectionSecret = "authmesh.dev/connection-secret"
+	// indexNameConflict: "true" on Tenants refused for a database-name conflict.
+	indexNameConflict = "authmesh.dev/database-name-conflict"
+
+	platformConnection = "/platform" // not a valid Secret name, so it never collides with one
+)
+
+func databaseIndex(obj client.Object) []string {
+	t := obj.(*authmeshv1alpha1.Tenant)
+	names := []string{strings.ToLower(databaseName(t))}
+	if held := strings.ToLower(t.Status.DatabaseName); held != "" && held != names[0] {
+		names = append(names, held)
+	}
+	return names
+}
+
+func connectionSecretIndex(obj client.Object) []string {
+	if ref := obj.(*authmeshv1alpha1.Tenant).Spec.Database.ConnectionSecretRef.Name; ref != "" {
+		return []string{ref}
+	}
+	return []string{platformConnection}
+}
+
+func nameConflictIndex(obj client.Object) []string {
+	c := meta.FindStatusCondition(obj.(*authmeshv1alpha1.Tenant).Status.Conditions, ConditionDatabaseReady)
+	if c != nil && c.Reason == ReasonDatabaseNameConflict {
+		return []string{"true"}
+	}
+	return nil
+}
+
+// claimants returns the Tenants that ask for or hold database name.
+func (r *TenantReconciler) claimants(ctx context.Context, name string) ([]authmeshv1alpha1.Tenant, error) {
+	var list authmeshv1alpha1.TenantList
+	err := r.Client.List(ctx, &list, client.MatchingFields{indexDatabase: strings.ToLower(name)})
+	return list.Items, err
+}
+
+// SetupWithManager registers the reconciler and its field indexes: it watches Tenants, the
+// Secrets in Namespace (its own, and the ones holding connection strings), and re-queues a
+// Tenant refused for a database-name conflict whenever another Tenant changes.
 func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	indexer := mgr.GetFieldIndexer()
+	for field, extract := range map[string]client.IndexerFunc{
+		indexDatabase:         databaseIndex,
+		indexConnectionSecret: connectionSecretIndex,
+		indexNameConflict:     nameConflictIndex,
+	} {
+		if err := indexer.IndexField(ctx, &authmeshv1alpha1.Tenant{}, field, extract); err != nil {
+			return fmt.Errorf("indexing Tenants by %s: %w", field, err)
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&authmeshv1alpha1.Tenant{}).
 		Watches(&authmeshv1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.conflictedTenants)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForSecret)).
 		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(r.MaxConcurrent, 1),
 			// Retries of an unreachable database back off from 250ms to at most a minute.
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](250*time.Millisecond, time.Minute),
 		}).
@@ -643,14 +703,13 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // conflictedTenants maps any Tenant event to the other Tenants waiting on a database-name
 // conflict: the Tenant that held the name may have let it go.
 func (r *TenantReconciler) conflictedTenants(ctx context.Context, obj client.Object) []reconcile.Request {
-	var all authmeshv1alpha1.TenantList
-	if err := r.Client.List(ctx, &all); err != nil {
+	var waiting authmeshv1alpha1.TenantList
+	if err := r.Client.List(ctx, &waiting, client.MatchingFields{indexNameConflict: "true"}); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
-	for _, t := range all.Items {
-		c := meta.FindStatusCondition(t.Status.Conditions, ConditionDatabaseReady)
-		if t.Name != obj.GetName() && c != nil && c.Reason == ReasonDatabaseNameConflict {
+	for _, t := range waiting.Items {
+		if t.Name != obj.GetName() {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
 		}
 	}
@@ -667,13 +726,16 @@ func (r *TenantReconciler) tenantsForSecret(ctx context.Context, obj client.Obje
 	if name := obj.GetLabels()[LabelTenant]; name != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
 	}
-	var all authmeshv1alpha1.TenantList
-	if err := r.Client.List(ctx, &all); err != nil {
-		return reqs
+	lookups := []string{obj.GetName()}
+	if r.PlatformMongoURI == "" && r.PlatformMongoURISecret == obj.GetName() {
+		lookups = append(lookups, platformConnection)
 	}
-	for _, t := range all.Items {
-		ref := t.Spec.Database.ConnectionSecretRef.Name
-		if ref == obj.GetName() || (ref == "" && r.PlatformMongoURI == "" && r.PlatformMongoURISecret == obj.GetName()) {
+	for _, key := range lookups {
+		var users authmeshv1alpha1.TenantList
+		if err := r.Client.List(ctx, &users, client.MatchingFields{indexConnectionSecret: key}); err != nil {
+			return reqs
+		}
+		for _, t := range users.Items {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
 		}
 	}

@@ -563,7 +563,7 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 	beforeVersions, beforeWrites := versions(), calls.writesTo(name)
 	waitReconciles(t, name, 3)
 
-	direct := newCountingClient(apiServer.Client)
+	direct := newCountingClient(calls.Client) // the manager's client: Tenants from its indexed cache
 	r := *reconciler
 	r.Client = direct
 	res, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: types.NamespacedName{Name: name}})

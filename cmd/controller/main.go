@@ -140,6 +140,7 @@ func run(ctx context.Context, args []string) error {
 		PlatformMongoURISecret: opts.MongoURISecret,
 		OperationTimeout:       opts.OperationTimeout,
 		RecheckInterval:        opts.RecheckInterval,
+		MaxConcurrent:          opts.MaxConcurrent,
 	}
 	if err := tenants.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Tenant controller: %w", err)

@@ -29,6 +29,7 @@ type options struct {
 	MongoTimeout     time.Duration
 	OperationTimeout time.Duration
 	RecheckInterval  time.Duration
+	MaxConcurrent    int
 	MetricsAddr      string
 	ProbeAddr        string
 	LeaderElect      bool
@@ -69,6 +70,8 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.OperationTimeout, "operation-timeout", 30*time.Second, "bound on the database work of one reconcile")
 	fs.DurationVar(&o.RecheckInterval, "recheck-interval", 5*time.Minute,
 		"re-check a healthy Tenant's database this often (0 disables)")
+	fs.IntVar(&o.MaxConcurrent, "max-concurrent-reconciles", 4,
+		"Tenants reconciled at once (one Tenant is never reconciled twice at once)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables)")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "run the controllers only while holding the leader-election lease")
@@ -181,6 +184,9 @@ func (o *options) validate() error {
 	}
 	if o.RecheckInterval < 0 {
 		errs = append(errs, fmt.Errorf("-recheck-interval %s: want 0 (off) or a positive duration", o.RecheckInterval))
+	}
+	if o.MaxConcurrent < 1 || o.MaxConcurrent > 64 {
+		errs = append(errs, fmt.Errorf("-max-concurrent-reconciles %d: want 1 to 64", o.MaxConcurrent))
 	}
 	if o.LeaderElect && len(validation.IsDNS1123Subdomain(o.LeaderElectionID)) > 0 {
 		errs = append(errs, fmt.Errorf("-leader-election-id %q is not a valid lease name", o.LeaderElectionID))
