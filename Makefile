@@ -48,13 +48,13 @@ test: tools verify-generate check-sidecar-deps ## Run every test against a real 
 	cd cmd/devdb && go vet ./... && go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks: Go micro-benchmarks, then hack/bench (sidecar vs a tuned bare proxy, revocation, JWKS flood, sessions).
+bench: k8s-tools devdb ## Run the benchmarks: Go micro-benchmarks, then hack/bench (sidecar vs a tuned bare proxy, revocation, JWKS flood, sessions, controller).
 	@command -v wrk >/dev/null || { echo "installing Debian's wrk (load generator)"; $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || echo "no wrk: using the built-in load generator"; }
 	go test -run '^$$' -bench . -benchmem -benchtime 2000x ./guard/ ./sidecar/ ./internal/...
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/sidecar ./cmd/sidecar
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ ./cmd/sidecar ./cmd/controller
 	go build -o $(BIN)/bench ./hack/bench
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/benchproxy ./hack/bench/benchproxy
-	$(BIN)/bench run -sidecar $(BIN)/sidecar -benchproxy $(BIN)/benchproxy -out .bench/sidecar.json
+	$(BIN)/bench run -sidecar $(BIN)/sidecar -benchproxy $(BIN)/benchproxy -controller $(BIN)/controller -out .bench/sidecar.json
 
 .PHONY: soak
 soak: ## Soak the sidecar: 10 minutes at 80% of its measured saturation (SOAK=10m), 5xx, RSS and goroutines over time.

@@ -38,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench run|soak [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench run|soak|controller [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -47,6 +47,8 @@ func main() {
 		err = run(os.Args[2:])
 	case "soak":
 		err = soak(os.Args[2:])
+	case "controller":
+		err = controllerOnly(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
@@ -91,6 +93,10 @@ func run(args []string) error {
 	sessionsPkg := fs.String("sessions", "./authserver/sessions", "package whose BenchmarkSessions gives the refresh and list rows (empty skips them)")
 	sessionsN := fs.Int("sessions-n", 200, "operations per sub-benchmark of the sessions rows")
 	floodTenants := fs.Int("flood-tenants", 2, "tenants flooded at once in the JWKS flood row")
+	controllerBin := fs.String("controller", "", "the controller binary of the Tenants-to-Ready rows (empty skips them)")
+	controllerSizes := fs.String("controller-sizes", "100,1000", "Tenant counts of the controller rows")
+	controllerRounds := fs.Int("controller-rounds", 2, "A/B rounds of the controller rows below 1,000 Tenants (1,000 and up run once)")
+	controllerWorkers := fs.Int("controller-workers", 4, "the controller's concurrent reconciles, and the floor's workers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -231,6 +237,14 @@ func run(args []string) error {
 			row("list sessions (100)", sb["list"].rate, "ops/s", sb["raw-find"].rate, "raw find by userId", note),
 		)
 		meta["sessions"] = sb.json()
+	}
+	if *controllerBin != "" {
+		cr, cm, err := measureControllerSizes(ctx, *controllerBin, *controllerSizes, *controllerRounds, *controllerWorkers)
+		if err != nil {
+			return fmt.Errorf("controller rows: %w", err)
+		}
+		rows = append(rows, cr...)
+		meta["controller"] = cm
 	}
 	printTable(rows)
 	return writeResults(*resultsOut, meta, rows)
