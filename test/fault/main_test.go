@@ -1,8 +1,10 @@
 // Package fault runs authmesh's components through faults a cluster sees: the database killed
-// and restarted under load, a slow or dead application behind the sidecar, clocks that
-// disagree between the auth server and the sidecar. Everything speaks real HTTP on loopback:
+// and restarted under load, the auth server cut off from sidecars, a slow or dead application
+// behind the sidecar, clocks that disagree between the auth server and the sidecar, and the
+// controller killed while it provisions 100 Tenants. Everything speaks real HTTP on loopback:
 // the auth server in process (internal/testenv/authstack) against the dev database program
-// (testenv.StartMongo), and the sidecar in process (sidecar.New and Serve).
+// (testenv.StartMongo), the sidecar in process (sidecar.New and Serve), and the controller as
+// its own binary against an envtest API server.
 //
 // Every wait is a poll with a deadline; the tests assert outcomes (status, envelope code,
 // what survived), and report durations and counts in the test log.
