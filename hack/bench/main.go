@@ -7,7 +7,7 @@
 // /proc), p50/p99 at full load, p50/p99 at a fixed moderate rate (open loop), and peak RSS.
 //
 // Then, in the same run, it adds rows each next to a baseline of that run (issue 12):
-// revocation propagation to 4 feed followers of an in-process auth server (revocation.go),
+// revocation propagation to 4 sidecar processes of an in-process auth server (revocation.go),
 // JWKS fetches under a flood of unknown-kid tokens (jwksflood.go), and refresh and the session
 // list against raw driver calls (sessions.go, through BenchmarkSessions). It prints one table
 // and writes it as JSON (-results) and as a PNG bar chart beside it (table.go).
@@ -81,14 +81,14 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	sidecarBin := fs.String("sidecar", "bin/sidecar", "the sidecar binary")
 	proxyBin := fs.String("benchproxy", "bin/benchproxy", "the upstream, bare proxy and auth stub binary (hack/bench/benchproxy)")
-	rounds := fs.Int("rounds", 3, "A/B rounds")
+	rounds := fs.Int("rounds", 5, "A/B rounds")
 	duration := fs.Duration("duration", 5*time.Second, "length of each load run")
 	conns := fs.Int("connections", 32, "concurrent connections")
 	rate := fs.Int("rate", 1000, "requests per second of the fixed-rate runs")
 	out := fs.String("out", ".bench/sidecar.json", "where to write the JSON results")
 	resultsOut := fs.String("results", ".bench/results.json", "where to write the consolidated table (JSON, and a PNG chart beside it)")
 	logouts := fs.Int("logouts", 100, "logouts of the revocation row (0 skips it)")
-	followers := fs.Int("followers", 4, "revocation feed followers of the revocation row")
+	sidecars := fs.Int("revocation-sidecars", 4, "sidecar processes of the revocation row")
 	floodFor := fs.Duration("flood", 10*time.Second, "length of the JWKS flood row (0 skips it)")
 	sessionsPkg := fs.String("sessions", "./authserver/sessions", "package whose BenchmarkSessions gives the refresh and list rows (empty skips them)")
 	sessionsN := fs.Int("sessions-n", 200, "operations per sub-benchmark of the sessions rows")
@@ -194,20 +194,20 @@ func run(args []string) error {
 	meta := map[string]any{"connections": *conns, "duration_s": duration.Seconds(), "rounds": *rounds, "fixed_rate_rps": *rate,
 		"sidecar_ready_ms": s.ReadyMillis}
 	if *logouts > 0 {
-		fmt.Fprintf(os.Stderr, "revocation: %d logouts, %d followers (auth server in process, dev database)\n", *logouts, *followers)
-		rv, err := measureRevocation(*logouts, *followers, 20*time.Second)
+		fmt.Fprintf(os.Stderr, "revocation: %d logouts, %d sidecar processes (auth server in process, dev database)\n", *logouts, *sidecars)
+		rv, err := measureRevocation(*sidecarBin, *logouts, *sidecars, 20*time.Second)
 		if err != nil {
 			return fmt.Errorf("revocation row: %w", err)
 		}
-		note := fmt.Sprintf("%d logouts, %d guard.RevocationFollowers, long poll wait %s; time from the logout's answer to every follower refusing the session", rv.logouts, rv.followers, rv.longPollWait)
+		note := fmt.Sprintf("%d logouts, %d sidecar processes, feed long poll %s; each sidecar polled over HTTP with the session's access token until it answers 401", rv.logouts, rv.sidecars, rv.longPollWait)
 		rows = append(rows,
-			row(fmt.Sprintf("revocation at all %d followers p50", rv.followers), rv.p50, "ms", rv.rttP50, "loopback HTTP round trip p50", note),
-			row(fmt.Sprintf("revocation at all %d followers p99", rv.followers), rv.p99, "ms", rv.rttP99, "loopback HTTP round trip p99", note+fmt.Sprintf("; max %.2f ms", rv.max)),
-			row(fmt.Sprintf("revocation at all %d followers from the logout's send p50", rv.followers), rv.sentP50, "ms", rv.callP50, "the logout call p50", note),
-			row(fmt.Sprintf("revocation at all %d followers from the logout's send p99", rv.followers), rv.sentP99, "ms", rv.callP99, "the logout call p99", note),
-			row("calls to the auth server other than the feed, during the logouts", float64(rv.otherCalls), "calls", float64(rv.feedCalls), "feed long polls, counted apart", "must be 0"),
+			row(fmt.Sprintf("revocation at all %d sidecars after the logout's answer p50", rv.sidecars), rv.p50, "ms", rv.rttP50, "loopback HTTP round trip p50", note),
+			row(fmt.Sprintf("revocation at all %d sidecars after the logout's answer p99", rv.sidecars), rv.p99, "ms", rv.rttP99, "loopback HTTP round trip p99", note+fmt.Sprintf("; max %.2f ms", rv.max)),
+			row(fmt.Sprintf("revocation at all %d sidecars from the logout's send p50", rv.sidecars), rv.sentP50, "ms", rv.callP50, "the logout call p50", note),
+			row(fmt.Sprintf("revocation at all %d sidecars from the logout's send p99", rv.sidecars), rv.sentP99, "ms", rv.callP99, "the logout call p99", note),
+			row("calls from sidecars to the auth server other than the feed, during the logouts", float64(rv.otherCalls), "calls", float64(rv.feedCalls), "feed long polls, counted apart", "must be 0"),
 		)
-		meta["revocation"] = map[string]any{"logouts": rv.logouts, "followers": rv.followers, "long_poll_wait_s": rv.longPollWait.Seconds(),
+		meta["revocation"] = map[string]any{"logouts": rv.logouts, "sidecars": rv.sidecars, "long_poll_wait_s": rv.longPollWait.Seconds(),
 			"p50_ms": rv.p50, "p99_ms": rv.p99, "from_send_p50_ms": rv.sentP50, "from_send_p99_ms": rv.sentP99, "logout_call_p50_ms": rv.callP50, "logout_call_p99_ms": rv.callP99, "max_ms": rv.max, "feed_calls": rv.feedCalls, "other_calls": rv.otherCalls}
 		if rv.otherCalls != 0 {
 			fmt.Fprintf(os.Stderr, "WARNING: %d calls to the auth server besides the feed during the revocation run\n", rv.otherCalls)

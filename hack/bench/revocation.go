@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authmesh/authmesh/guard"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/authmesh/authmesh/internal/testenv"
 	"github.com/authmesh/authmesh/internal/testenv/authstack"
 )
@@ -93,24 +95,46 @@ func withTB(f func(t *benchTB) error) (err error) {
 // revocationResult is what the revocation measurement found.
 type revocationResult struct {
 	logouts          int
-	followers        int
-	p50, p99, max    float64 // ms from the logout's answer to every follower refusing the session
-	sentP50, sentP99 float64 // ms from sending the logout to every follower refusing the session
+	sidecars         int
+	p50, p99, max    float64 // ms from the logout's answer to every sidecar refusing the token
+	sentP50, sentP99 float64 // ms from sending the logout to every sidecar refusing the token
 	callP50, callP99 float64 // ms, the logout call itself (send to answer)
 	rttP50, rttP99   float64 // ms, a plain loopback HTTP round trip in the same run
-	feedCalls        int64   // long polls the followers made during the logouts
-	otherCalls       int64   // any other call to the auth server's internal API (must be 0)
+	feedCalls        int64   // long polls the sidecars made during the logouts
+	otherCalls       int64   // any other call from the sidecars to the auth server (must be 0)
 	longPollWait     time.Duration
-	serverCallsTotal int64
+}
+
+// countingProxy forwards to target and counts revocation-feed calls apart from all others.
+type countingProxy struct {
+	*httptest.Server
+	feed, other atomic.Int64
+}
+
+func newCountingProxy(target string) *countingProxy {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // the long polls cut at the end
+	p := &countingProxy{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/revocations") {
+			p.feed.Add(1)
+		} else {
+			p.other.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	return p
 }
 
 // measureRevocation starts an in-process auth server (authstack, wired like cmd/authserver) on
-// the dev database, signs one user up, opens `logouts` sessions, starts `followers`
-// guard.RevocationFollowers behind a counting proxy in front of the internal listener, then
-// logs the sessions out one at a time and times how long after each logout's answer every
-// follower refuses the session.
-func measureRevocation(logouts, followers int, wait time.Duration) (res revocationResult, err error) {
-	res.logouts, res.followers, res.longPollWait = logouts, followers, wait
+// the dev database, signs one user up and opens `logouts` sessions; starts `sidecars` sidecar
+// processes (sidecarBin) in front of a trivial app, each reaching the auth server's public and
+// internal APIs through a counting proxy; checks every sidecar admits every session's token;
+// then logs the sessions out one at a time and times how long after each logout's answer
+// every sidecar refuses that token, polling each over HTTP.
+func measureRevocation(sidecarBin string, logouts, sidecars int, wait time.Duration) (res revocationResult, err error) {
+	res.logouts, res.sidecars, res.longPollWait = logouts, sidecars, wait
 	db, err := testenv.StartMongo()
 	if err != nil {
 		return res, err
@@ -129,45 +153,54 @@ func measureRevocation(logouts, followers int, wait time.Duration) (res revocati
 			pairs[i].access, pairs[i].sid = p.AccessToken, p.SessionID
 		}
 
-		// Every call the followers make goes through this proxy, which counts it.
-		var feed, other atomic.Int64
-		target, _ := url.Parse(s.InternalURL)
-		rp := httputil.NewSingleHostReverseProxy(target)
-		rp.ErrorLog = log.New(io.Discard, "", 0) // the long polls cut at the end
-		counter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/revocations") {
-				feed.Add(1)
-			} else {
-				other.Add(1)
-			}
-			rp.ServeHTTP(w, r)
-		}))
-		defer counter.Close()
-		fctx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		defer func() { cancel(); wg.Wait() }()
-		fs := make([]*guard.RevocationFollower, followers)
-		for i := range fs {
-			fs[i] = guard.NewRevocationFollower(guard.RevocationFollowerConfig{
-				BaseURL: counter.URL, Tenant: tenant, Wait: wait, RetryDelay: 50 * time.Millisecond,
-			})
-			wg.Go(func() { fs[i].Run(fctx) })
-			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-			err := fs[i].WaitSynced(wctx)
-			wcancel()
+		// Every call a sidecar makes to the auth server goes through one of these.
+		public, internal := newCountingProxy(s.URL), newCountingProxy(s.InternalURL)
+		defer public.Close()
+		defer internal.Close()
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+		defer app.Close()
+		dir := t.TempDir()
+		urls := make([]string, sidecars)
+		for i := range urls {
+			addr, admin := freeAddr(), freeAddr()
+			p, err := testenv.StartProcess(fmt.Sprintf("sidecar-%d", i), sidecarBin, filepath.Join(dir, fmt.Sprintf("sidecar-%d.log", i)),
+				"-listen", addr, "-admin-listen", admin, "-tenant", tenant, "-upstream", app.URL,
+				"-auth-url", public.URL, "-issuer-url", s.URL, "-feed-url", internal.URL, "-feed-wait", wait.String(),
+				"-log-level", "warn", "-drain-delay", "0s")
 			if err != nil {
-				return fmt.Errorf("follower %d never read the feed: %w", i, err)
+				return err
+			}
+			defer p.Stop(5 * time.Second)
+			if err := p.WaitHTTP("http://"+admin+"/readyz", 15*time.Second); err != nil {
+				return err
+			}
+			urls[i] = "http://" + addr + "/api/orders"
+		}
+		httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+		status := func(u, token string) (int, error) {
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		for _, p := range pairs {
+			for _, u := range urls {
+				if code, err := status(u, p.access); err != nil || code != http.StatusOK {
+					return fmt.Errorf("a sidecar answered %d, %v to a live session's token; want 200", code, err)
+				}
 			}
 		}
 
 		// The baseline: a plain HTTP round trip on loopback, same process, same moment.
-		echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
-		defer echo.Close()
-		rttClient := &http.Client{}
 		var rtts []time.Duration
 		for range 1000 {
 			t0 := time.Now()
-			resp, err := rttClient.Get(echo.URL)
+			resp, err := httpc.Get(app.URL)
 			if err != nil {
 				return err
 			}
@@ -178,7 +211,8 @@ func measureRevocation(logouts, followers int, wait time.Duration) (res revocati
 		res.rttP50, res.rttP99 = percentiles(rtts)
 
 		c := s.Client(tenant)
-		feed0, other0 := feed.Load(), other.Load()
+		feed0 := public.feed.Load() + internal.feed.Load()
+		other0 := public.other.Load() + internal.other.Load()
 		lat := make([]time.Duration, 0, logouts)
 		var fromSend, calls []time.Duration
 		for _, p := range pairs {
@@ -188,26 +222,35 @@ func measureRevocation(logouts, followers int, wait time.Duration) (res revocati
 			}
 			answered := time.Now()
 			calls = append(calls, answered.Sub(sent))
-			for {
-				all := true
-				for _, f := range fs {
-					if !f.Revoked(p.sid) {
-						all = false
-						break
+			var g errgroup.Group
+			for _, u := range urls {
+				g.Go(func() error {
+					for {
+						code, err := status(u, p.access)
+						if err != nil {
+							return err
+						}
+						if code == http.StatusUnauthorized {
+							return nil
+						}
+						if code != http.StatusOK {
+							return fmt.Errorf("a sidecar answered %d to a token being revoked; want 200, then 401", code)
+						}
+						if time.Since(answered) > 10*time.Second {
+							return fmt.Errorf("session %s still admitted 10 s after its logout", p.sid)
+						}
+						time.Sleep(100 * time.Microsecond) // leave the CPUs to the sidecars
 					}
-				}
-				if all {
-					break
-				}
-				if time.Since(answered) > 10*time.Second {
-					return fmt.Errorf("session %s not revoked at every follower 10 s after the logout", p.sid)
-				}
-				time.Sleep(50 * time.Microsecond)
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return err
 			}
 			lat = append(lat, time.Since(answered))
 			fromSend = append(fromSend, time.Since(sent))
 		}
-		res.feedCalls, res.otherCalls = feed.Load()-feed0, other.Load()-other0
+		res.feedCalls = public.feed.Load() + internal.feed.Load() - feed0
+		res.otherCalls = public.other.Load() + internal.other.Load() - other0
 		res.p50, res.p99 = percentiles(lat)
 		res.sentP50, res.sentP99 = percentiles(fromSend)
 		res.callP50, res.callP99 = percentiles(calls)
