@@ -151,7 +151,9 @@ func (s *Service) swap(ctx context.Context, t *tenancy.Tenant, sid string, match
 	return d, random, err
 }
 
-// accessExpiry is the exp of an access token issued at now (tokens.Signer.IssueAt's rule).
+// accessExpiry is the exp of an access token issued at now (tokens.Signer.IssueAt's rule),
+// before the cap at the session's end: the stored value may be later than the token's exp,
+// which only keeps a revocation entry a little longer than needed.
 func accessExpiry(t *tenancy.Tenant, now time.Time) time.Time {
 	return now.Truncate(time.Second).Add(t.Spec.Tokens.AccessTokenTTL.Duration)
 }
@@ -191,7 +193,7 @@ func (s *Service) issue(ctx context.Context, t *tenancy.Tenant, d Session, u use
 	if err != nil {
 		return TokenPair{}, OutcomeError, err
 	}
-	access, err := t.Tokens.IssueAt(now, tokens.Subject{UserID: d.UserID, Role: role, SessionID: d.ID})
+	access, err := t.Tokens.IssueAt(now, tokens.Subject{UserID: d.UserID, Role: role, SessionID: d.ID, SessionEnd: d.end()})
 	if err != nil {
 		return TokenPair{}, OutcomeError, err
 	}

@@ -512,6 +512,10 @@ func TestExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The access token ends with the session's idle expiry (10m), not its TTL (15m).
+		if p.ExpiresIn != 600 || p1.ExpiresIn != 600 {
+			t.Errorf("expiresIn %d at login and %d after a refresh; want 600: the idle timeout caps the 15m TTL", p.ExpiresIn, p1.ExpiresIn)
+		}
 		h.clock.Step(9 * time.Minute)
 		if _, err := c.Sessions(ctx, p1.AccessToken); err != nil {
 			t.Fatalf("18 minutes in, used 9 minutes ago: %v", err)
@@ -522,7 +526,7 @@ func TestExpiry(t *testing.T) {
 		if err == nil {
 			t.Fatalf("20 minutes in, 11 idle: the session still answers %+v", list)
 		}
-		wantCode(t, "an idle session's access token (itself still valid)", err, 401, "SESSION_INVALID")
+		wantCode(t, "an idle session's access token (expired with it)", err, 401, "UNAUTHORIZED")
 		_, err = c.Refresh(ctx, p1.RefreshToken)
 		wantCode(t, "an idle session's refresh", err, 401, "SESSION_NOT_FOUND")
 		_, err = c.Refresh(ctx, other.RefreshToken)
@@ -531,13 +535,18 @@ func TestExpiry(t *testing.T) {
 	t.Run("absolute", func(t *testing.T) {
 		p := h.login("idle", uid, "user")
 		rt := p.RefreshToken
+		var next *client.TokenPair
 		for range 6 { // 54 minutes of use, never idle
 			h.clock.Step(9 * time.Minute)
-			next, err := c.Refresh(ctx, rt)
-			if err != nil {
+			var err error
+			if next, err = c.Refresh(ctx, rt); err != nil {
 				t.Fatal(err)
 			}
 			rt = next.RefreshToken
+		}
+		// Six minutes of the session are left: the last access token gets no more.
+		if next.ExpiresIn != 360 {
+			t.Errorf("expiresIn %d six minutes before the session's absolute end; want 360", next.ExpiresIn)
 		}
 		h.clock.Step(6*time.Minute + time.Second) // an hour and a second after login
 		_, err := c.Refresh(ctx, rt)

@@ -72,19 +72,20 @@ func (s *Service) Start(ctx context.Context, t *tenancy.Tenant, userID, role str
 	if err != nil {
 		return TokenPair{}, err
 	}
-	access, err := t.Tokens.IssueAt(now, tokens.Subject{UserID: userID, Role: role, SessionID: sid})
-	if err != nil {
-		return TokenPair{}, err
-	}
 	sess := Session{
 		ID: sid, UserID: userID, DeviceName: d.Name, IP: d.IP, UserAgent: d.UserAgent,
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(t.Spec.Tokens.RefreshTokenTTL.Duration),
-		Generation: 0, RefreshHash: hash, AccessExpiresAt: access.Claims.ExpiresAt.Time.UTC(), TagKey: tagKey,
+		Generation: 0, RefreshHash: hash, TagKey: tagKey,
 	}
 	if idle := t.Spec.Tokens.IdleTimeout.Duration; idle > 0 {
 		at := now.Add(idle)
 		sess.IdleExpiresAt = &at
 	}
+	access, err := t.Tokens.IssueAt(now, tokens.Subject{UserID: userID, Role: role, SessionID: sid, SessionEnd: sess.end()})
+	if err != nil {
+		return TokenPair{}, err
+	}
+	sess.AccessExpiresAt = access.Claims.ExpiresAt.Time.UTC()
 	if _, err := t.DB.Collection(tenantdb.Sessions).InsertOne(ctx, sess); err != nil {
 		return TokenPair{}, fmt.Errorf("sessions: creating: %w", err)
 	}
@@ -113,5 +114,13 @@ func ActiveFilter(now time.Time) bson.D {
 
 // active reports whether a session is neither revoked nor expired at now (ActiveFilter in Go).
 func (d *Session) active(now time.Time) bool {
-	return d.RevokedAt == nil && d.ExpiresAt.After(now) && (d.IdleExpiresAt == nil || d.IdleExpiresAt.After(now))
+	return d.RevokedAt == nil && d.end().After(now)
+}
+
+// end is when the session stops being usable: its absolute expiry, or its idle expiry if sooner.
+func (d *Session) end() time.Time {
+	if d.IdleExpiresAt != nil && d.IdleExpiresAt.Before(d.ExpiresAt) {
+		return *d.IdleExpiresAt
+	}
+	return d.ExpiresAt
 }

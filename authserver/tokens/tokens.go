@@ -58,13 +58,17 @@ type Subject struct {
 	UserID    string // sub
 	Role      string // role
 	SessionID string // sid
+	// SessionEnd, when set, is when the session ends (its absolute or idle expiry): the
+	// token expires then if that comes before the tenant's TTL, so no token outlives its
+	// session at a verifier that only checks exp.
+	SessionEnd time.Time
 }
 
 // Issued is a signed access token.
 type Issued struct {
 	Token     string
 	Claims    AccessClaims
-	ExpiresIn time.Duration // the TTL, for the response's expiresIn
+	ExpiresIn time.Duration // exp - iat, for the response's expiresIn
 }
 
 // Document is a JSON document verifiers fetch, with its strong ETag.
@@ -170,7 +174,8 @@ func newDocument(body []byte) Document {
 	return Document{Body: body, ETag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
 }
 
-// Issue signs an access token for sub, valid from now for the tenant's TTL.
+// Issue signs an access token for sub, valid from now for the tenant's TTL, or until
+// sub.SessionEnd if that is sooner.
 func (s *Signer) Issue(sub Subject) (Issued, error) {
 	return s.IssueAt(time.Now(), sub)
 }
@@ -181,6 +186,13 @@ func (s *Signer) IssueAt(now time.Time, sub Subject) (Issued, error) {
 		return Issued{}, errors.New("tokens: a token needs a user id, a role and a session id")
 	}
 	now = now.Truncate(time.Second)
+	exp := now.Add(s.settings.TTL)
+	if end := sub.SessionEnd.Truncate(time.Second); !sub.SessionEnd.IsZero() && end.Before(exp) {
+		if !end.After(now) {
+			return Issued{}, errors.New("tokens: the session ends within the second; no token can be issued for it")
+		}
+		exp = end
+	}
 	claims := AccessClaims{
 		Issuer:    s.settings.Issuer,
 		Subject:   sub.UserID,
@@ -189,7 +201,7 @@ func (s *Signer) IssueAt(now time.Time, sub Subject) (Issued, error) {
 		Role:      sub.Role,
 		SessionID: sub.SessionID,
 		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(s.settings.TTL)),
+		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        rand.Text(),
 	}
 	t := jwt.NewWithClaims(s.method, claims)
@@ -199,7 +211,7 @@ func (s *Signer) IssueAt(now time.Time, sub Subject) (Issued, error) {
 	if err != nil {
 		return Issued{}, fmt.Errorf("tokens: signing with key %q: %w", s.kid, err)
 	}
-	return Issued{Token: signed, Claims: claims, ExpiresIn: s.settings.TTL}, nil
+	return Issued{Token: signed, Claims: claims, ExpiresIn: exp.Sub(now)}, nil
 }
 
 // KeyID is the kid of the key that signs.

@@ -134,6 +134,36 @@ func TestIssueRefusesIncompleteSubject(t *testing.T) {
 	}
 }
 
+// TestTokenNeverOutlivesItsSession: exp is the TTL's, or the session's end when that comes
+// first, and expiresIn agrees with exp.
+func TestTokenNeverOutlivesItsSession(t *testing.T) {
+	s, _ := newSigner(t, keys.EdDSA) // TTL 15 minutes
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	sub := tokens.Subject{UserID: "u", Role: "user", SessionID: "s"}
+	for name, tc := range map[string]struct {
+		end     time.Time
+		wantExp time.Time
+	}{
+		"no session end":          {time.Time{}, now.Add(15 * time.Minute)},
+		"session ends later":      {now.Add(time.Hour), now.Add(15 * time.Minute)},
+		"session ends sooner":     {now.Add(4*time.Minute + 500*time.Millisecond), now.Add(4 * time.Minute)},
+		"session ends at the TTL": {now.Add(15 * time.Minute), now.Add(15 * time.Minute)},
+	} {
+		sub.SessionEnd = tc.end
+		got, err := s.IssueAt(now, sub)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if exp := got.Claims.ExpiresAt.Time; !exp.Equal(tc.wantExp) || got.ExpiresIn != tc.wantExp.Sub(now) {
+			t.Errorf("%s: exp %s, expiresIn %s; want %s, %s", name, exp, got.ExpiresIn, tc.wantExp, tc.wantExp.Sub(now))
+		}
+	}
+	sub.SessionEnd = now.Add(999 * time.Millisecond)
+	if _, err := s.IssueAt(now, sub); err == nil {
+		t.Error("a token was issued for a session ending within the second")
+	}
+}
+
 func TestNewSignerRefusesBadSettings(t *testing.T) {
 	k, _ := keys.Generate(keys.EdDSA)
 	set := &keys.PrivateSet{Keys: []jose.JSONWebKey{k}, ActiveKID: k.KeyID}
