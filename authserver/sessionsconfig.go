@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authmesh/authmesh/authserver/internalauth"
+	"github.com/authmesh/authmesh/authserver/ratelimit"
 )
 
 // Internal API authentication modes.
@@ -41,10 +42,18 @@ type SessionsConfig struct {
 	// MaintenanceInterval is how often expired sessions and revocations are pruned and the
 	// active-sessions gauge recounted.
 	MaintenanceInterval time.Duration
+
+	// RefreshIPLimit and RefreshSessionLimit bound POST /auth/refresh per client IP and per
+	// session, in memory per replica. A client refreshes about once per access-token TTL;
+	// the per-session bucket stops a loop (or a stolen token being hammered) from turning
+	// into database load, and the per-IP one leaves room for many users behind one NAT.
+	RefreshIPLimit      ratelimit.Limit
+	RefreshSessionLimit ratelimit.Limit
 }
 
 // DefaultSessionsConfig returns the defaults: no internal authentication (the internal
-// listener defaults to loopback), 50ms feed polls, 30s long polls, maintenance every minute.
+// listener defaults to loopback), 50ms feed polls, 30s long polls, maintenance every minute,
+// and refreshes limited to 300 a minute per client IP and 10 a minute per session.
 func DefaultSessionsConfig() SessionsConfig {
 	return SessionsConfig{
 		InternalAuth:        InternalAuthNone,
@@ -52,6 +61,8 @@ func DefaultSessionsConfig() SessionsConfig {
 		FeedPollInterval:    50 * time.Millisecond,
 		FeedMaxWait:         30 * time.Second,
 		MaintenanceInterval: time.Minute,
+		RefreshIPLimit:      ratelimit.Limit{Events: 300, Per: time.Minute, Burst: 300},
+		RefreshSessionLimit: ratelimit.Limit{Events: 10, Per: time.Minute, Burst: 10},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,6 +61,8 @@ type APIError struct {
 	Message   string
 	Details   json.RawMessage
 	RequestID string
+	// RetryAfter is the Retry-After header's wait (RATE_LIMITED, ACCOUNT_LOCKED, 503s), or 0.
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -139,6 +142,7 @@ func (c *Client) Call(ctx context.Context, method, path, accessToken string, in,
 		return Result{}, &APIError{
 			Status: resp.StatusCode, Code: env.Meta.Code, Message: env.Message,
 			Details: env.Meta.Details, RequestID: resp.Header.Get("X-Request-Id"),
+			RetryAfter: retryAfter(resp.Header.Get("Retry-After")),
 		}
 	}
 	if out != nil && len(env.Data) > 0 && string(env.Data) != "null" {
@@ -147,4 +151,14 @@ func (c *Client) Call(ctx context.Context, method, path, accessToken string, in,
 		}
 	}
 	return Result{Status: resp.StatusCode, Code: env.Meta.Code, Message: env.Message}, nil
+}
+
+// retryAfter reads a Retry-After header given in seconds (what the auth server sends); 0 when
+// absent or not a number of seconds.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/authmesh/authmesh/authserver"
 	"github.com/authmesh/authmesh/authserver/audit"
-	"github.com/authmesh/authmesh/authserver/clientinfo"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/identity"
 	"github.com/authmesh/authmesh/authserver/mail"
@@ -151,9 +150,9 @@ func Register(s *authserver.Server, opts Options) (*Service, error) {
 	}
 	tenant := s.Registry.Middleware(tenancy.RouteOptions{})
 	s.Public.Handle("POST /auth/password/change", httpapi.HandlerFunc(svc.change), tenant, svc.sessions.Authenticate())
-	s.Public.Handle("POST /auth/password/forgot", httpapi.HandlerFunc(svc.forgot), svc.limitIP(svc.limits.forgotIP), tenant)
-	s.Public.Handle("GET /auth/password/reset", httpapi.HandlerFunc(svc.resetGet), svc.limitIP(svc.limits.resetIP))
-	s.Public.Handle("POST /auth/password/reset", httpapi.HandlerFunc(svc.resetPost), svc.limitIP(svc.limits.resetIP))
+	s.Public.Handle("POST /auth/password/forgot", httpapi.HandlerFunc(svc.forgot), svc.limits.forgotIP.PerClientIP(), tenant)
+	s.Public.Handle("GET /auth/password/reset", httpapi.HandlerFunc(svc.resetGet), svc.limits.resetIP.PerClientIP())
+	s.Public.Handle("POST /auth/password/reset", httpapi.HandlerFunc(svc.resetPost), svc.limits.resetIP.PerClientIP())
 	return svc, nil
 }
 
@@ -183,27 +182,6 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	wg.Wait()
-	return nil
-}
-
-// limitIP refuses requests beyond l's rate for their client IP.
-func (s *Service) limitIP(l *ratelimit.Limiter) httpapi.Middleware {
-	return func(next http.Handler) http.Handler {
-		return httpapi.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			if err := allow(l, "ip:"+clientinfo.IP(r)); err != nil {
-				return err
-			}
-			next.ServeHTTP(w, r)
-			return nil
-		})
-	}
-}
-
-// allow takes a token of key from l, or returns RATE_LIMITED.
-func allow(l *ratelimit.Limiter, key string) error {
-	if ok, retry := l.Allow(key); !ok {
-		return httpapi.ErrRateLimited(retry)
-	}
 	return nil
 }
 

@@ -90,7 +90,7 @@ func (s *Service) forgot(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	t := tenancy.FromContext(ctx)
-	if err := allow(s.limits.forgotAccount, t.ID+"|"+strings.ToLower(strings.TrimSpace(in.Identifier))); err != nil {
+	if err := s.limits.forgotAccount.Take(t.ID + "|" + strings.ToLower(strings.TrimSpace(in.Identifier))); err != nil {
 		return err
 	}
 	u, err := identity.FindByIdentifier(ctx, t.DB, in.Identifier)
@@ -156,7 +156,7 @@ func (s *Service) reset(ctx context.Context, token, newPassword string) error {
 		return errInvalidResetToken()
 	}
 	hash := identity.HashAccountToken(token)
-	if err := allow(s.limits.resetAccount, hash); err != nil {
+	if err := s.limits.resetAccount.Take(hash); err != nil {
 		return err
 	}
 	t, release, err := s.acquire(ctx, tenantID)
@@ -209,7 +209,7 @@ func (s *Service) peek(ctx context.Context, token string) (time.Time, error) {
 		return time.Time{}, errInvalidResetToken()
 	}
 	hash := identity.HashAccountToken(token)
-	if err := allow(s.limits.resetAccount, hash); err != nil {
+	if err := s.limits.resetAccount.Take(hash); err != nil {
 		return time.Time{}, err
 	}
 	t, release, err := s.acquire(ctx, tenantID)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/authmesh/authmesh/authserver"
 	"github.com/authmesh/authmesh/authserver/audit"
-	"github.com/authmesh/authmesh/authserver/clientinfo"
 	"github.com/authmesh/authmesh/authserver/httpapi"
 	"github.com/authmesh/authmesh/authserver/mail"
 	"github.com/authmesh/authmesh/authserver/password"
@@ -150,38 +149,17 @@ func Register(s *authserver.Server, opts Options) (*Service, error) {
 		return nil, err
 	}
 	tenant := s.Registry.Middleware(tenancy.RouteOptions{})
-	s.Public.Handle("POST /auth/signup", httpapi.HandlerFunc(svc.signup), svc.limitIP(svc.limits.signupIP), tenant)
-	s.Public.Handle("POST /auth/login", httpapi.HandlerFunc(svc.login), svc.limitIP(svc.limits.loginIP), tenant)
-	s.Public.Handle("POST /auth/login/verify", httpapi.HandlerFunc(svc.verify), svc.limitIP(svc.limits.verifyIP), tenant)
+	s.Public.Handle("POST /auth/signup", httpapi.HandlerFunc(svc.signup), svc.limits.signupIP.PerClientIP(), tenant)
+	s.Public.Handle("POST /auth/login", httpapi.HandlerFunc(svc.login), svc.limits.loginIP.PerClientIP(), tenant)
+	s.Public.Handle("POST /auth/login/verify", httpapi.HandlerFunc(svc.verify), svc.limits.verifyIP.PerClientIP(), tenant)
 	// The unlock token names its tenant: no x-tenant-id.
-	s.Public.Handle("GET /auth/unlock", httpapi.HandlerFunc(svc.unlockGet), svc.limitIP(svc.limits.unlockIP))
-	s.Public.Handle("POST /auth/unlock", httpapi.HandlerFunc(svc.unlockPost), svc.limitIP(svc.limits.unlockIP))
+	s.Public.Handle("GET /auth/unlock", httpapi.HandlerFunc(svc.unlockGet), svc.limits.unlockIP.PerClientIP())
+	s.Public.Handle("POST /auth/unlock", httpapi.HandlerFunc(svc.unlockPost), svc.limits.unlockIP.PerClientIP())
 	return svc, nil
 }
 
 // Hasher returns the password hasher, e.g. for tools that create users with CreateUser.
 func (s *Service) Hasher() *password.Hasher { return s.hasher }
-
-// limitIP refuses requests beyond l's rate for their client IP.
-func (s *Service) limitIP(l *ratelimit.Limiter) httpapi.Middleware {
-	return func(next http.Handler) http.Handler {
-		return httpapi.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			if err := s.allow(l, "ip:"+clientinfo.IP(r)); err != nil {
-				return err
-			}
-			next.ServeHTTP(w, r)
-			return nil
-		})
-	}
-}
-
-// allow takes a token of key from l, or returns RATE_LIMITED.
-func (s *Service) allow(l *ratelimit.Limiter, key string) error {
-	if ok, retry := l.Allow(key); !ok {
-		return httpapi.ErrRateLimited(retry)
-	}
-	return nil
-}
 
 // send mails m to u from the tenant's sender.
 func (s *Service) send(ctx context.Context, t *tenancy.Tenant, u *User, m message) error {

@@ -176,7 +176,7 @@ func (s *Service) unlock(ctx context.Context, token string) error {
 	}
 	token = strings.TrimSpace(token)
 	hash := HashAccountToken(token)
-	if err := s.allow(s.limits.unlockAccount, hash); err != nil {
+	if err := s.limits.unlockAccount.Take(hash); err != nil {
 		return err
 	}
 	t, release, err := s.registry.Acquire(ctx, tenantID, true)

@@ -33,7 +33,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	t := tenancy.FromContext(ctx)
-	if err := s.allow(s.limits.signupAccount, t.ID+"|"+NormalizeEmail(in.Email)); err != nil {
+	if err := s.limits.signupAccount.Take(t.ID + "|" + NormalizeEmail(in.Email)); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, in.Password)
@@ -68,7 +68,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	t := tenancy.FromContext(ctx)
 	key := lookupKey(in.Identifier)
-	if err := s.allow(s.limits.loginAccount, t.ID+"|"+key); err != nil {
+	if err := s.limits.loginAccount.Take(t.ID + "|" + key); err != nil {
 		return err
 	}
 	u, err := findByIdentifier(ctx, t.DB, key)
@@ -248,7 +248,7 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpapi.LogAttrs(ctx, slog.String("userId", ch.UserID))
-	if err := s.allow(s.limits.verifyAccount, t.ID+"|"+ch.UserID); err != nil {
+	if err := s.limits.verifyAccount.Take(t.ID + "|" + ch.UserID); err != nil {
 		return err
 	}
 	if !ch.ExpiresAt.After(now) {

@@ -145,6 +145,27 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
+// Peek reports whether key's bucket has a token now, without taking it, and if not, how long
+// until it will. Allow takes one; Peek then Allow lets a caller charge only attempts that
+// turned out to count (e.g. those that proved they hold the secret).
+func (l *Limiter) Peek(key string) (ok bool, retryAfter time.Duration) {
+	if l == nil || l.off {
+		return true, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, found := l.keys[key]
+	if !found {
+		return true, 0
+	}
+	tokens := el.Value.(*bucket).lim.TokensAt(now)
+	if tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+}
+
 // Len returns how many keys are held.
 func (l *Limiter) Len() int {
 	l.mu.Lock()

@@ -90,3 +90,26 @@ func TestOffAllowsEverything(t *testing.T) {
 		t.Fatal("a nil Limiter refused a request")
 	}
 }
+
+func TestPeekTakesNothing(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	l := New(Limit{Events: 2, Per: time.Minute, Burst: 2}, 10, c.now)
+	for range 5 {
+		if ok, _ := l.Peek("s"); !ok {
+			t.Fatal("Peek refused an unused key")
+		}
+	}
+	l.Allow("s")
+	l.Allow("s")
+	ok, retry := l.Peek("s")
+	if ok || retry != 30*time.Second {
+		t.Fatalf("Peek of an empty bucket: ok=%v retryAfter=%s, want refused with 30s", ok, retry)
+	}
+	c.t = c.t.Add(30 * time.Second)
+	if ok, _ := l.Peek("s"); !ok {
+		t.Fatal("Peek refused after the refill time")
+	}
+	if ok, _ := l.Allow("s"); !ok {
+		t.Fatal("the refilled token was taken by Peek")
+	}
+}

@@ -89,10 +89,21 @@ func (s *Service) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	pair, err := s.Refresh(ctx, tenancy.FromContext(ctx), in.RefreshToken)
+	t := tenancy.FromContext(ctx)
+	// A session's bucket is checked first but charged only for a rotation that happened: a
+	// forged token naming someone's session can never use up that session's refreshes.
+	var sessionKey string
+	if rt, err := parseRefreshToken(in.RefreshToken); err == nil {
+		sessionKey = t.ID + "|" + rt.SessionID
+		if err := s.refreshSession.Check(sessionKey); err != nil {
+			return err
+		}
+	}
+	pair, err := s.Refresh(ctx, t, in.RefreshToken)
 	if err != nil {
 		return err
 	}
+	s.refreshSession.Allow(sessionKey)
 	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeTokensRefreshed, msgTokensRefreshed, pair)
 }
 

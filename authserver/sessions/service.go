@@ -12,6 +12,7 @@ import (
 
 	"github.com/authmesh/authmesh/authserver/audit"
 	"github.com/authmesh/authmesh/authserver/httpapi"
+	"github.com/authmesh/authmesh/authserver/ratelimit"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 )
 
@@ -39,6 +40,11 @@ type Options struct {
 	MaintenanceInterval time.Duration
 	// Audit records logouts and refresh token reuse; nil records nothing.
 	Audit audit.Recorder
+	// RefreshIPLimit and RefreshSessionLimit bound POST /auth/refresh per client IP and per
+	// session (the zero Limit is off); each limiter remembers at most RateLimitMaxKeys keys
+	// (default 100,000).
+	RefreshIPLimit, RefreshSessionLimit ratelimit.Limit
+	RateLimitMaxKeys                    int
 }
 
 // Service starts and manages sessions: Start (login), Refresh, listing and revocation, the
@@ -48,11 +54,13 @@ type Service struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
-	opts      Options
-	log       *slog.Logger
-	metrics   *metrics
-	verifiers verifierCache
-	feeds     *feeds
+	opts Options
+	log  *slog.Logger
+	// refreshIP and refreshSession are the refresh route's rate limits.
+	refreshIP, refreshSession *ratelimit.Limiter
+	metrics                   *metrics
+	verifiers                 verifierCache
+	feeds                     *feeds
 
 	tenantsMu sync.Mutex
 	tenants   map[string]time.Time // tenants this replica served recently, for maintenance
@@ -86,6 +94,11 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{Now: opts.Now, opts: opts, log: opts.Logger, metrics: m, tenants: map[string]time.Time{}}
+	if opts.RateLimitMaxKeys <= 0 {
+		opts.RateLimitMaxKeys = 100_000
+	}
+	s.refreshIP = ratelimit.New(opts.RefreshIPLimit, opts.RateLimitMaxKeys, s.now)
+	s.refreshSession = ratelimit.New(opts.RefreshSessionLimit, opts.RateLimitMaxKeys, s.now)
 	s.bg, s.stopBG = context.WithCancel(context.Background())
 	s.feeds = newFeeds(s)
 	return s, nil
@@ -129,7 +142,7 @@ type Routes struct {
 //	public:   GET  /auth/sessions           bearer
 //	          POST /auth/logout/session     bearer
 //	          POST /auth/logout/all         bearer
-//	          POST /auth/refresh            public
+//	          POST /auth/refresh            public, rate limited per client IP and per session
 //	internal: GET  /internal/v1/tenants/{tenant}/revocations?after=&wait=
 //	          POST /internal/v1/introspect
 func (s *Service) Register(rt Routes) {
@@ -138,7 +151,7 @@ func (s *Service) Register(rt Routes) {
 	rt.Public.Handle("GET /auth/sessions", httpapi.HandlerFunc(s.handleList), tenant, bearer)
 	rt.Public.Handle("POST /auth/logout/session", httpapi.HandlerFunc(s.handleLogoutSession), tenant, bearer)
 	rt.Public.Handle("POST /auth/logout/all", httpapi.HandlerFunc(s.handleLogoutAll), tenant, bearer)
-	rt.Public.Handle("POST /auth/refresh", httpapi.HandlerFunc(s.handleRefresh), tenant)
+	rt.Public.Handle("POST /auth/refresh", httpapi.HandlerFunc(s.handleRefresh), s.refreshIP.PerClientIP(), tenant)
 
 	var internal []httpapi.Middleware
 	if rt.InternalAuth != nil {

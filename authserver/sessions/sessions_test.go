@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/authmesh/authmesh/authserver/ratelimit"
 	"github.com/authmesh/authmesh/authserver/sessions"
 	"github.com/authmesh/authmesh/client"
 	"github.com/authmesh/authmesh/internal/tenantdb"
@@ -578,4 +579,47 @@ func TestRevokeAllOfUserKeepsOne(t *testing.T) {
 	if d := h.session("alpha", drop.SessionID); d.RevokeReason != sessions.ReasonPasswordChange {
 		t.Fatalf("revokeReason %q", d.RevokeReason)
 	}
+}
+
+// TestRefreshRateLimits: a session rotates at most its limit's worth per period; forged
+// tokens naming it use none of that; another session has its own bucket; the per-IP limit
+// bounds everything from one address. Refusals are 429 RATE_LIMITED with Retry-After.
+func TestRefreshRateLimits(t *testing.T) {
+	h := startTuned(t, standardTenants, func(o *sessions.Options) {
+		o.RefreshSessionLimit = ratelimit.Limit{Events: 2, Per: time.Minute, Burst: 2}
+		o.RefreshIPLimit = ratelimit.Limit{Events: 8, Per: time.Minute, Burst: 8}
+	})
+	ctx := context.Background()
+	c := h.client("alpha")
+	uid := h.user("alpha", "user")
+	p, q := h.login("alpha", uid, "user"), h.login("alpha", uid, "user")
+
+	for range 3 { // IP: 3
+		_, err := c.Refresh(ctx, replaceSecret(p.RefreshToken, strings.Repeat("A", 64)))
+		wantCode(t, "a forged token naming the session", err, 401, "INVALID_REFRESH_HASH")
+	}
+	rt := p.RefreshToken
+	for i := range 2 { // IP: 5; session p: 2
+		next, err := c.Refresh(ctx, rt)
+		if err != nil {
+			t.Fatalf("rotation %d within the session's limit, after forged attempts: %v", i+1, err)
+		}
+		rt = next.RefreshToken
+	}
+	_, err := c.Refresh(ctx, rt) // IP: 6
+	if e := wantCode(t, "a third rotation within the minute", err, 429, "RATE_LIMITED"); e != nil && e.RetryAfter != 30*time.Second {
+		t.Errorf("Retry-After %s, want 30s (2 a minute)", e.RetryAfter)
+	}
+	if _, err := c.Refresh(ctx, q.RefreshToken); err != nil { // IP: 7
+		t.Fatalf("another session was limited by the first one's bucket: %v", err)
+	}
+	h.clock.Step(30 * time.Second) // session p: one rotation back; IP: 4 back (11 allowed so far 7)
+	if _, err := c.Refresh(ctx, rt); err != nil {
+		t.Fatalf("the refused token after its session's refill: %v", err)
+	}
+	for range 4 { // IP: 12, the bucket's 8 plus 4 refilled, all used
+		_, _ = c.Refresh(ctx, replaceSecret(q.RefreshToken, strings.Repeat("B", 64)))
+	}
+	_, err = c.Refresh(ctx, q.RefreshToken)
+	wantCode(t, "a refresh beyond the per-IP limit", err, 429, "RATE_LIMITED")
 }

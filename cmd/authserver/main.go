@@ -88,6 +88,9 @@ func run(args []string) error {
 		FeedMaxWait:         cfg.Sessions.FeedMaxWait,
 		MaintenanceInterval: cfg.Sessions.MaintenanceInterval,
 		Audit:               auditLog,
+		RefreshIPLimit:      cfg.Sessions.RefreshIPLimit,
+		RefreshSessionLimit: cfg.Sessions.RefreshSessionLimit,
+		RateLimitMaxKeys:    cfg.Identity.RateLimitMaxKeys,
 	})
 	if err != nil {
 		return err
@@ -188,6 +191,8 @@ func parseConfig(args []string, getenv func(string) string) (authserver.Config, 
 	fs.DurationVar(&cfg.Sessions.FeedPollInterval, "revocation-poll-interval", cfg.Sessions.FeedPollInterval, "how often a followed tenant's revocations are polled")
 	fs.DurationVar(&cfg.Sessions.FeedMaxWait, "revocation-max-wait", cfg.Sessions.FeedMaxWait, "longest revocation feed long poll")
 	fs.DurationVar(&cfg.Sessions.MaintenanceInterval, "session-maintenance-interval", cfg.Sessions.MaintenanceInterval, "how often expired sessions and revocations are pruned and active sessions counted")
+	fs.Var(&cfg.Sessions.RefreshIPLimit, "rate-limit-refresh-ip", "token refreshes per client IP, per replica: <events>/<period>[,burst=<n>] or off")
+	fs.Var(&cfg.Sessions.RefreshSessionLimit, "rate-limit-refresh-session", "token refreshes per session, per replica: <events>/<period>[,burst=<n>] or off")
 	identityFlags(fs, &cfg)
 	accountFlags(fs, &cfg)
 
