@@ -9,4 +9,8 @@
 //
 // A Limit is written "<events>/<period>" with an optional ",burst=<n>" ("10/1m",
 // "100/1h,burst=20"); "off" disables a limit. The burst defaults to the events.
+//
+// In handlers: Limiter.PerClientIP is route middleware; Take charges a key and returns the
+// 429 RATE_LIMITED error (with Retry-After) when its bucket is empty; Check does the same
+// without charging, for limits charged only once an attempt turned out to count.
 package ratelimit
