@@ -194,7 +194,7 @@ func (s *Service) record(ctx context.Context, t *tenancy.Tenant, e audit.Event) 
 
 // send mails m to a user from the tenant's sender and counts it.
 func (s *Service) send(ctx context.Context, t *tenancy.Tenant, to string, m message) error {
-	err := s.mailer.Send(ctx, mail.Message{From: t.Spec.Email.From, To: to, Subject: m.subject, Text: m.text})
+	err := t.MailSender(s.mailer).Send(ctx, mail.Message{From: t.Spec.Email.From, To: to, Subject: m.subject, Text: m.text})
 	result := "sent"
 	if err != nil {
 		result = "failed"

@@ -163,7 +163,7 @@ func (s *Service) Hasher() *password.Hasher { return s.hasher }
 
 // send mails m to u from the tenant's sender.
 func (s *Service) send(ctx context.Context, t *tenancy.Tenant, u *User, m message) error {
-	err := s.mailer.Send(ctx, mail.Message{From: t.Spec.Email.From, To: u.Email, Subject: m.subject, Text: m.text})
+	err := t.MailSender(s.mailer).Send(ctx, mail.Message{From: t.Spec.Email.From, To: u.Email, Subject: m.subject, Text: m.text})
 	result := "sent"
 	if err != nil {
 		result = "failed"

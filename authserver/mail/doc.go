@@ -4,8 +4,10 @@
 //
 // The SMTP server is configured once for the auth server (host, port, credentials, TLS mode:
 // starttls (required), opportunistic, tls (implicit, port 465 style) or none). A tenant's
-// spec.email.from is the sender; spec.email.smtpSecretRef (a per-tenant SMTP server) is not
-// read yet: every tenant's mail goes through the server-wide SMTP configuration. In dev the
+// spec.email.from is the sender, and its spec.email.smtpSecretRef may name a Secret with an
+// SMTP server of its own (FromSecret reads it; keys host, port, username, password, tls). A
+// tenant whose named server cannot be used gets an Unavailable sender: its mail fails rather
+// than leave through a server it did not choose. In dev the
 // auth server is pointed at the dev mailer (cmd/devmail, 127.0.0.1:1025, TLS none) like at
 // any SMTP server; this package has no dev-only code.
 //

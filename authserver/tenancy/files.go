@@ -273,6 +273,10 @@ func (s *FileSource) load(ft fileTenant) (Config, [32]byte, error) {
 	if v := strings.TrimSpace(string(files[3])); v != "" {
 		cfg.DatabaseName = v
 	}
+	if ref := ft.tenant.Spec.Email.SMTPSecretRef.Name; ref != "" {
+		// Fail the tenant's mail rather than send it through a server it did not name.
+		cfg.SMTPErr = fmt.Errorf("spec.email.smtpSecretRef names Kubernetes Secret %q, which the file tenant source cannot read; remove it to use the auth server's SMTP server", ref)
+	}
 	if v := strings.TrimSpace(string(files[2])); v != "" {
 		cfg.URI = v
 	}

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
+	"github.com/authmesh/authmesh/authserver/mail"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 )
 
@@ -193,5 +194,32 @@ func TestValidateFindsEveryProblem(t *testing.T) {
 	tenancy.ApplyDefaults(&good)
 	if p := tenancy.Validate("darmist1", &good); len(p) != 0 {
 		t.Errorf("the defaults are invalid: %v", p)
+	}
+}
+
+// TestFileTenantNamingAnSMTPSecretFailsItsMail: a file tenant cannot read a Kubernetes Secret,
+// so naming one fails its mail (with a message saying so) instead of silently using the auth
+// server's SMTP server; without one it has no error.
+func TestFileTenantNamingAnSMTPSecretFailsItsMail(t *testing.T) {
+	tenantsDir := t.TempDir()
+	write(t, filepath.Join(tenantsDir, "tenants.yaml"), sampleFile+"  email: {from: a@acme.example, smtpSecretRef: {name: acme-smtp}}\n")
+	rec := &recorder{}
+	if err := newFileSource(t, tenantsDir, t.TempDir()).Scan(rec); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := rec.take()
+	if len(got) != 1 || got[0].SMTP != nil || got[0].SMTPErr == nil || !strings.Contains(got[0].SMTPErr.Error(), `"acme-smtp"`) {
+		t.Fatalf("reported %+v; want an SMTP error naming the Secret", got)
+	}
+	reg := newRegistry(t)
+	reg.Upsert(got[0])
+	reg.Synced()
+	tenant, release, err := reg.Acquire(t.Context(), "darmist1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if err := tenant.MailSender(nil).Send(t.Context(), mail.Message{To: "u@acme.example"}); err == nil || !strings.Contains(err.Error(), "acme-smtp") {
+		t.Errorf("Send = %v, want the tenant's SMTP error", err)
 	}
 }

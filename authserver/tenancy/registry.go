@@ -16,6 +16,7 @@ import (
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
 	"github.com/authmesh/authmesh/authserver/httpapi"
+	"github.com/authmesh/authmesh/authserver/mail"
 	"github.com/authmesh/authmesh/authserver/tokens"
 	"github.com/authmesh/authmesh/internal/keys"
 	"github.com/authmesh/authmesh/internal/tenantdb"
@@ -34,10 +35,21 @@ type Tenant struct {
 	DatabaseName string
 	// Tokens signs the tenant's access tokens and holds its JWKS and discovery documents.
 	Tokens *tokens.Signer
+	// Mailer sends the tenant's mail when it has an SMTP server of its own (or one it names
+	// but cannot use, which fails every Send); nil means the auth server's. See MailSender.
+	Mailer mail.Sender
 	// DB is the tenant's database, leased for the request: do not use it after the handler
 	// returns (background work calls Registry.Acquire itself). Nil on routes registered with
 	// RouteOptions.NoDatabase.
 	DB *mongo.Database
+}
+
+// MailSender returns the tenant's own Sender, or fallback (the auth server's) when it has none.
+func (t *Tenant) MailSender(fallback mail.Sender) mail.Sender {
+	if t.Mailer != nil {
+		return t.Mailer
+	}
+	return fallback
 }
 
 // RegistryOptions configures a Registry.
@@ -252,6 +264,21 @@ func (r *Registry) Upsert(cfg Config) {
 			log.Error("signing keys unusable", "error", err.Error())
 		}
 		st.view.Tokens = signer
+	}
+	switch {
+	case cfg.SMTPErr != nil:
+		st.view.Mailer = mail.Unavailable(cfg.SMTPErr)
+		if prev == nil || fmt.Sprint(prev.cfg.SMTPErr) != cfg.SMTPErr.Error() {
+			log.Error("the tenant's SMTP server cannot be used; its mail fails until this is fixed", "error", cfg.SMTPErr.Error())
+		}
+	case cfg.SMTP != nil:
+		sender, err := mail.NewSMTP(*cfg.SMTP)
+		if err != nil {
+			st.view.Mailer = mail.Unavailable(err)
+			log.Error("the tenant's SMTP server cannot be used; its mail fails until this is fixed", "error", err.Error())
+		} else {
+			st.view.Mailer = sender
+		}
 	}
 	if cfg.StatusIssuer != "" && cfg.StatusIssuer != st.view.Issuer && (prev == nil || prev.cfg.StatusIssuer != cfg.StatusIssuer) {
 		log.Warn("status.issuer differs from this auth server's issuer; tokens carry this server's",

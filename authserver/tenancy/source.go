@@ -4,6 +4,7 @@ import (
 	"context"
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
+	"github.com/authmesh/authmesh/authserver/mail"
 	"github.com/authmesh/authmesh/internal/keys"
 )
 
@@ -27,6 +28,11 @@ type Config struct {
 	// KeysErr says why the key material present could not be used. The registry then keeps
 	// the tenant's last good keys, if any: a half-written rotation must not stop signing.
 	KeysErr error
+	// SMTP is the tenant's own SMTP server (spec.email.smtpSecretRef), nil for the auth
+	// server's. SMTPErr says why the one it names cannot be used: its mail then fails
+	// rather than go out through another server.
+	SMTP    *mail.SMTPConfig
+	SMTPErr error
 	// EnsureSchema asks the registry to create the database's collections and indexes
 	// (tenantdb.EnsureSchema) when the tenant is first loaded or its database changes; for
 	// sources with no controller to do it.

@@ -5,6 +5,12 @@
 // active-kid in the keys Secret) therefore reaches the registry within one watch event, with
 // no restart.
 //
+// A Tenant's spec.email.smtpSecretRef names a Secret in the same namespace with its own SMTP
+// server (keys host, port, username, password, tls; see mail.FromSecret); it is read from the
+// API server directly, and a change of it reports the tenants that name it. A named Secret
+// that is missing or unusable makes the tenant's mail fail (EMAIL_UNAVAILABLE) rather than go
+// out through the auth server's SMTP server.
+//
 // It only reads: provisioning and status belong to the controller. Other Secrets of the
 // namespace are cached with their data stripped. RBAC it needs: get/list/watch on
 // tenants.authmesh.dev, and on secrets in the controller's namespace.
@@ -16,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
+	"github.com/authmesh/authmesh/authserver/mail"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/internal/keys"
 )
@@ -71,6 +79,11 @@ type Options struct {
 type Source struct {
 	opts   Options
 	scheme *runtime.Scheme
+
+	// smtpRefs is which SMTP Secret each tenant names, so a change of that Secret reports
+	// the tenants that use it. Read by the Secret watch, written by report.
+	smtpMu   sync.Mutex
+	smtpRefs map[string]string // tenant -> Secret name
 }
 
 // NewSource returns a Source.
@@ -88,7 +101,7 @@ func NewSource(opts Options) (*Source, error) {
 	if err := authmeshv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	return &Source{opts: opts, scheme: scheme}, nil
+	return &Source{opts: opts, scheme: scheme, smtpRefs: map[string]string{}}, nil
 }
 
 // Run implements tenancy.Source.
@@ -104,6 +117,13 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 	})
 	if err != nil {
 		return fmt.Errorf("kube: creating the cache: %w", err)
+	}
+	// SMTP Secrets are read straight from the API server: the cache strips the data of
+	// every Secret that is not a tenant's own, and which ones Tenants name is only known
+	// after they are read.
+	direct, err := client.New(s.opts.Config, client.Options{Scheme: s.scheme})
+	if err != nil {
+		return fmt.Errorf("kube: creating a client: %w", err)
 	}
 	queue := workqueue.NewTyped[string]()
 	defer queue.ShutDown()
@@ -132,6 +152,9 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 		if tenant, ok := tenantOfSecret(name); ok {
 			queue.Add(tenant)
 		}
+		for _, tenant := range s.tenantsUsingSMTP(name) {
+			queue.Add(tenant)
+		}
 	})); err != nil {
 		return err
 	}
@@ -156,7 +179,7 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 		return fmt.Errorf("kube: listing Tenants: %w", err)
 	}
 	for i := range list.Items {
-		s.report(ctx, c, sink, list.Items[i].Name)
+		s.report(ctx, c, direct, sink, list.Items[i].Name)
 	}
 	sink.Synced()
 
@@ -169,17 +192,19 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 		if shutdown {
 			return nil
 		}
-		s.report(ctx, c, sink, name)
+		s.report(ctx, c, direct, sink, name)
 		queue.Done(name)
 	}
 }
 
-// report reads a tenant and its Secrets from the cache and tells the sink.
-func (s *Source) report(ctx context.Context, c client.Reader, sink tenancy.Sink, name string) {
+// report reads a tenant and its Secrets from the cache (its SMTP Secret from the API server,
+// through direct) and tells the sink.
+func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenancy.Sink, name string) {
 	log := s.opts.Logger.With("tenant", name)
 	var t authmeshv1alpha1.Tenant
 	if err := c.Get(ctx, types.NamespacedName{Name: name}, &t); err != nil {
 		if apierrors.IsNotFound(err) {
+			s.setSMTPRef(name, "")
 			sink.Delete(name)
 		} else {
 			log.Error("reading Tenant from the cache", "error", err.Error())
@@ -187,6 +212,7 @@ func (s *Source) report(ctx context.Context, c client.Reader, sink tenancy.Sink,
 		return
 	}
 	if !t.DeletionTimestamp.IsZero() {
+		s.setSMTPRef(name, "")
 		sink.Delete(name)
 		return
 	}
@@ -224,7 +250,52 @@ func (s *Source) report(ctx context.Context, c client.Reader, sink tenancy.Sink,
 			cfg.Keys = set
 		}
 	}
+	ref := spec.Email.SMTPSecretRef.Name
+	s.setSMTPRef(name, ref)
+	if ref != "" {
+		cfg.SMTP, cfg.SMTPErr = s.smtpServer(ctx, direct, ref)
+	}
 	sink.Upsert(cfg)
+}
+
+// smtpServer reads the SMTP server a tenant names in spec.email.smtpSecretRef.
+func (s *Source) smtpServer(ctx context.Context, direct client.Reader, secret string) (*mail.SMTPConfig, error) {
+	where := fmt.Sprintf("Secret %s/%s (spec.email.smtpSecretRef)", s.opts.Namespace, secret)
+	data, err := s.secretData(ctx, direct, secret)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", where, err)
+	case data == nil:
+		return nil, fmt.Errorf("%s does not exist", where)
+	}
+	cfg, err := mail.FromSecret(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return &cfg, nil
+}
+
+func (s *Source) setSMTPRef(tenant, secret string) {
+	s.smtpMu.Lock()
+	defer s.smtpMu.Unlock()
+	if secret == "" {
+		delete(s.smtpRefs, tenant)
+	} else {
+		s.smtpRefs[tenant] = secret
+	}
+}
+
+// tenantsUsingSMTP returns the tenants that name secret as their SMTP server.
+func (s *Source) tenantsUsingSMTP(secret string) []string {
+	s.smtpMu.Lock()
+	defer s.smtpMu.Unlock()
+	var out []string
+	for tenant, ref := range s.smtpRefs {
+		if ref == secret {
+			out = append(out, tenant)
+		}
+	}
+	return out
 }
 
 // secretData returns a Secret's data, or nil when it does not exist.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
 	"github.com/authmesh/authmesh/authserver"
 	"github.com/authmesh/authmesh/authserver/httpapi"
+	"github.com/authmesh/authmesh/authserver/mail"
 	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/authserver/tenancy/kube"
 	"github.com/authmesh/authmesh/authserver/tokens"
@@ -407,4 +409,72 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// TestTenantSMTPSecret: a tenant's spec.email.smtpSecretRef gives it its own mail server,
+// followed as the Secret appears and changes; a missing or unusable one fails the tenant's
+// mail instead of falling back to the auth server's; without one the tenant has no Mailer.
+func TestTenantSMTPSecret(t *testing.T) {
+	own, err := testenv.StartSMTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = own.Stop() })
+	host, port, _ := strings.Cut(own.Addr, ":")
+
+	c := startCluster(t)
+	name, secretName := uniqueName("smtp"), uniqueName("smtp-secret")
+	provision(t, name, newSet(t, keys.EdDSA))
+	update(t, name, func(tn *authmeshv1alpha1.Tenant) error {
+		tn.Spec.Email.SMTPSecretRef.Name = secretName
+		return apiServer.Client.Update(t.Context(), tn)
+	})
+	send := func() error {
+		tenant, release, err := c.srv.Registry.Acquire(t.Context(), name, false)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if tenant.Mailer == nil {
+			return errors.New("no Mailer of its own")
+		}
+		return tenant.Mailer.Send(t.Context(), mail.Message{From: "no-reply@acme.example", To: "user@acme.example", Subject: "s", Text: "t"})
+	}
+	var last error
+	eventually(t, "mail fails while the named Secret is missing", func() bool {
+		last = send()
+		return last != nil && strings.Contains(last.Error(), secretName+" (spec.email.smtpSecretRef) does not exist")
+	})
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: secretName},
+		Data: map[string][]byte{"host": []byte(host), "port": []byte(port), "tls": []byte("none")}}
+	if err := apiServer.Client.Create(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mail goes through the tenant's server once the Secret exists", func() bool { last = send(); return last == nil })
+	if msgs := own.Messages(); len(msgs) != 1 || msgs[0].To[0] != "user@acme.example" {
+		t.Fatalf("the tenant's SMTP server received %+v, want the one message", msgs)
+	}
+
+	secret.Data["port"] = []byte("smtp")
+	if err := apiServer.Client.Update(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "an unusable Secret fails the tenant's mail", func() bool {
+		last = send()
+		return last != nil && strings.Contains(last.Error(), `key "port"`)
+	})
+
+	update(t, name, func(tn *authmeshv1alpha1.Tenant) error {
+		tn.Spec.Email.SMTPSecretRef.Name = ""
+		return apiServer.Client.Update(t.Context(), tn)
+	})
+	eventually(t, "without a reference the tenant uses the auth server's mail", func() bool {
+		tenant, release, err := c.srv.Registry.Acquire(t.Context(), name, false)
+		if err != nil {
+			return false
+		}
+		defer release()
+		return tenant.Mailer == nil
+	})
 }
