@@ -67,6 +67,13 @@
 // If appending fails (the session is revoked already), the call still succeeds and Run
 // appends the entries again every second until it works.
 //
+// The revoking write also sets revokePending, and publication unsets it: an outbox in the
+// session itself. A replica that dies between the two writes (its retry queue is in memory)
+// leaves the mark, and every replica's maintenance (each MaintenanceInterval, over every
+// serving tenant, through the sessions revoke_pending index) publishes revocations still
+// pending pendingSweepAge after they were written. An entry published twice (a sweep racing
+// a slow publisher) is the same revocation to followers.
+//
 // The auth server's own bearer routes (Authenticate) verify the token with guard (a Verifier
 // per tenant over the key-set snapshot's public keys) and read the session on every request,
 // so a revoked session's tokens are refused at once with SESSION_INVALID.

@@ -364,3 +364,62 @@ func TestFailedPublicationIsRetried(t *testing.T) {
 	}
 	eventually(t, "the retried revocation reaches the follower", func() bool { return f.Revoked(p.SessionID) })
 }
+
+// TestRevocationLeftUnpublishedIsSwept: a replica that died between revoking sessions and
+// appending their feed entries leaves them marked revokePending; any replica's maintenance
+// publishes them once they are older than a publication can take, exactly once, and clears
+// the mark. A revocation younger than that is left to its own publisher.
+func TestRevocationLeftUnpublishedIsSwept(t *testing.T) {
+	h := startTuned(t, standardTenants, func(o *sessions.Options) { o.MaintenanceInterval = 50 * time.Millisecond })
+	ctx := context.Background()
+	uid := h.user("alpha", "user")
+	f := follow(t, h.r0(), "alpha")
+	sessionsColl := h.db("alpha").Collection(tenantdb.Sessions)
+	// What revoking writes, with no publication after it: the crash.
+	crash := func(sid string, at time.Time) {
+		t.Helper()
+		if _, err := sessionsColl.UpdateByID(ctx, sid, bson.D{{Key: "$set", Value: bson.D{
+			{Key: "revokedAt", Value: at}, {Key: "revokeReason", Value: "logout"}, {Key: "revokePending", Value: true},
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, young := h.login("alpha", uid, "user"), h.login("alpha", uid, "user")
+	crash(old.SessionID, h.clock.Now().Add(-time.Minute))
+	crash(young.SessionID, h.clock.Now())
+
+	eventually(t, "the old unpublished revocation reaches the follower", func() bool { return f.Revoked(old.SessionID) })
+	time.Sleep(200 * time.Millisecond) // four more sweeps
+	if f.Revoked(young.SessionID) {
+		t.Error("a revocation younger than a publication can take was swept")
+	}
+	entries := h.db("alpha").Collection(tenantdb.Revocations)
+	if n, err := entries.CountDocuments(ctx, bson.D{{Key: "sid", Value: old.SessionID}}); err != nil || n != 1 {
+		t.Errorf("%d feed entries for the swept session (%v), want exactly 1", n, err)
+	}
+	if n, err := sessionsColl.CountDocuments(ctx, bson.D{{Key: "_id", Value: old.SessionID}, {Key: "revokePending", Value: true}}); err != nil || n != 0 {
+		t.Errorf("the swept session is still marked pending (%d, %v)", n, err)
+	}
+
+	h.clock.Step(time.Minute)
+	eventually(t, "the younger one once it is old enough", func() bool { return f.Revoked(young.SessionID) })
+}
+
+// TestPublishedRevocationIsNotPending: a logout that publishes leaves no pending mark, so
+// sweeps never publish it again.
+func TestPublishedRevocationIsNotPending(t *testing.T) {
+	h := start(t, standardTenants)
+	ctx := context.Background()
+	uid := h.user("alpha", "user")
+	p, q := h.login("alpha", uid, "user"), h.login("alpha", uid, "user")
+	if err := h.client("alpha").LogoutSession(ctx, p.AccessToken, p.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client("alpha").LogoutAll(ctx, q.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.db("alpha").Collection(tenantdb.Sessions).CountDocuments(ctx, bson.D{{Key: "revokePending", Value: true}})
+	if err != nil || n != 0 {
+		t.Errorf("%d sessions still marked pending after published logouts (%v)", n, err)
+	}
+}

@@ -178,6 +178,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			s.maintain(ctx)
+			s.sweepPending(ctx)
 		case <-retry.C:
 			s.retryUnpublished(ctx)
 		}

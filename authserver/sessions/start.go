@@ -58,6 +58,9 @@ type Session struct {
 	TagKey string `bson:"tagKey"`
 	// RevokeOp marks the sessions one logout-all revoked, so it can publish exactly those.
 	RevokeOp string `bson:"revokeOp,omitempty"`
+	// RevokePending is set with revokedAt and unset once the revocation is in the feed: the
+	// outbox that lets a replica that died between the two writes be caught up by any other.
+	RevokePending bool `bson:"revokePending,omitempty"`
 }
 
 // Start creates a session for a user who just proved who they are, and its first token pair.

@@ -23,6 +23,7 @@ const maxListed = 1000
 // publicProjection leaves out everything a client must never see.
 var publicProjection = bson.D{
 	{Key: "refreshHash", Value: 0}, {Key: "prevHash", Value: 0}, {Key: "tagKey", Value: 0}, {Key: "revokeOp", Value: 0},
+	{Key: "revokePending", Value: 0},
 }
 
 // revokedProjection is what publishing a revocation needs.
@@ -81,7 +82,7 @@ func (s *Service) revokeOne(ctx context.Context, t *tenancy.Tenant, filter bson.
 	}
 	var d Session
 	err := t.DB.Collection(tenantdb.Sessions).FindOneAndUpdate(ctx, filter,
-		bson.D{{Key: "$set", Value: bson.D{{Key: "revokedAt", Value: now}, {Key: "revokeReason", Value: reason}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revokedAt", Value: now}, {Key: "revokeReason", Value: reason}, {Key: "revokePending", Value: true}}}},
 		// No projection: FerretDB does not support one on findAndModify.
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	switch {
@@ -110,6 +111,7 @@ func (s *Service) RevokeAllOfUser(ctx context.Context, t *tenancy.Tenant, userID
 	coll := t.DB.Collection(tenantdb.Sessions)
 	res, err := coll.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
 		{Key: "revokedAt", Value: now}, {Key: "revokeReason", Value: reason}, {Key: "revokeOp", Value: op},
+		{Key: "revokePending", Value: true},
 	}}})
 	if err != nil {
 		return 0, fmt.Errorf("sessions: revoking all of a user: %w", err)
@@ -207,9 +209,30 @@ const counterRevocations = "revocations"
 const publishTimeout = 10 * time.Second
 
 // publish appends revocations of the sessions to the tenant's revocations collection, with
-// seq numbers from the tenant's counter, and wakes this replica's feed at once. Sessions whose
-// last access token has expired (beyond the clock-skew leeway) need no entry.
+// seq numbers from the tenant's counter, wakes this replica's feed at once, and clears the
+// sessions' revokePending mark. Sessions whose last access token has expired (beyond the
+// clock-skew leeway) need no entry.
 func (s *Service) publish(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
+	if err := s.append(ctx, t, revoked, reason); err != nil {
+		return err
+	}
+	ids := make([]string, len(revoked))
+	for i, d := range revoked {
+		ids[i] = d.ID
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if _, err := t.DB.Collection(tenantdb.Sessions).UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "revokePending", Value: ""}}}}); err != nil {
+		// The entries are in the feed; a later sweep publishes them once more, which
+		// followers take as the same revocation.
+		s.logger().Warn("clearing the pending mark of published revocations failed", "tenant", t.ID, "error", err.Error())
+	}
+	return nil
+}
+
+// append writes the feed entries of publish.
+func (s *Service) append(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
 	now := s.now()
 	keep := revoked[:0:0]
 	for _, d := range revoked {
@@ -300,4 +323,62 @@ func hasKey(d bson.D, key string) bool {
 		}
 	}
 	return false
+}
+
+// pendingSweepAge is how long after its revocation a session still marked revokePending is
+// taken to have lost its publisher (a replica that crashed between the two writes, or a retry
+// queue that gave up): longer than a publication can take.
+const pendingSweepAge = 2 * publishTimeout
+
+// maxSweptPerTenant bounds what one sweep publishes for a tenant; the next sweep takes more.
+const maxSweptPerTenant = 1000
+
+// sweepPending publishes, for every serving tenant, the revocations that were written but
+// never reached the feed. Any replica does it, so a crashed one's revocations are not lost.
+func (s *Service) sweepPending(ctx context.Context) {
+	for _, id := range s.opts.Registry.Serving() {
+		if ctx.Err() != nil {
+			return
+		}
+		n, err := s.sweepTenant(ctx, id)
+		if err != nil {
+			s.logger().Warn("sweeping unpublished revocations failed", "tenant", id, "error", err.Error())
+		} else if n > 0 {
+			s.logger().Warn("published revocations a replica had left unpublished", "tenant", id, "sessions", n)
+		}
+	}
+}
+
+// sweepTenant is sweepPending for one tenant; it returns how many sessions it published.
+func (s *Service) sweepTenant(ctx context.Context, id string) (int, error) {
+	t, release, err := s.opts.Registry.Acquire(ctx, id, true)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	filter := bson.D{
+		{Key: "revokePending", Value: true},
+		{Key: "revokedAt", Value: bson.D{{Key: "$lt", Value: s.now().Add(-pendingSweepAge)}}},
+	}
+	cur, err := t.DB.Collection(tenantdb.Sessions).Find(ctx, filter, options.Find().SetLimit(maxSweptPerTenant).
+		SetProjection(append(slices.Clone(revokedProjection), bson.E{Key: "revokeReason", Value: 1})))
+	if err != nil {
+		return 0, fmt.Errorf("sessions: finding unpublished revocations: %w", err)
+	}
+	var pending []Session
+	if err := cur.All(ctx, &pending); err != nil {
+		return 0, fmt.Errorf("sessions: finding unpublished revocations: %w", err)
+	}
+	byReason := map[string][]Session{}
+	for _, d := range pending {
+		byReason[d.RevokeReason] = append(byReason[d.RevokeReason], d)
+	}
+	for reason, revoked := range byReason {
+		if err := s.publish(ctx, t, revoked, reason); err != nil {
+			return 0, err
+		}
+	}
+	return len(pending), nil
 }

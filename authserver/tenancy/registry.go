@@ -426,6 +426,20 @@ func (r *Registry) lookup(id string) *tenantState {
 	return r.tenants[id]
 }
 
+// Serving returns the ids of the tenants that serve now (neither suspended nor unavailable),
+// in no particular order, for background work over every tenant.
+func (r *Registry) Serving() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ids := make([]string, 0, len(r.tenants))
+	for id, st := range r.tenants {
+		if !st.suspended && st.unavailable == "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // Acquire returns a snapshot of a serving tenant, with its database leased when withDB is
 // set. Call release when done. Its errors are *httpapi.Error values: TENANT_NOT_FOUND,
 // TENANT_SUSPENDED, TENANT_CONNECTION_MISSING.

@@ -52,6 +52,8 @@ var Indexes = []Index{
 	{Collection: Users, Name: "by_created", Keys: bson.D{{Key: "createdAt", Value: -1}}},
 	{Collection: Sessions, Name: "by_user", Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}}},
 	{Collection: Sessions, Name: "expiry", Keys: bson.D{{Key: ExpiresAtField, Value: 1}}, TTL: true},
+	// Revocations written but not yet in the feed (the outbox every replica sweeps).
+	{Collection: Sessions, Name: "revoke_pending", Keys: bson.D{{Key: "revokePending", Value: 1}}},
 	{Collection: LoginChallenges, Name: "expiry", Keys: bson.D{{Key: ExpiresAtField, Value: 1}}, TTL: true},
 	{Collection: AccountTokens, Name: "expiry", Keys: bson.D{{Key: ExpiresAtField, Value: 1}}, TTL: true},
 	{Collection: Revocations, Name: "by_seq", Keys: bson.D{{Key: "seq", Value: 1}}, Unique: true},
