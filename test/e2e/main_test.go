@@ -5,7 +5,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +39,7 @@ type stack struct {
 	mail       *testenv.SMTPServer
 
 	authPublic, authInternal, authAdmin string // host:port
-	procs                               map[string]*process
+	procs                               map[string]*testenv.Process
 	mu                                  sync.Mutex
 }
 
@@ -62,17 +60,11 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	st = &stack{dir: dir, bin: filepath.Join(dir, "bin"), procs: map[string]*process{}}
+	st = &stack{dir: dir, bin: filepath.Join(dir, "bin"), procs: map[string]*testenv.Process{}}
 	defer st.stopAll()
 
-	root, err := testenv.RepoRoot()
-	if err != nil {
+	if err := testenv.BuildCommands(st.bin, "./cmd/controller", "./cmd/authserver", "./cmd/sidecar", "./cmd/demoapp"); err != nil {
 		return 0, err
-	}
-	build := exec.Command("go", "build", "-o", st.bin+"/", "./cmd/controller", "./cmd/authserver", "./cmd/sidecar", "./cmd/demoapp")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building the binaries: %v\n%s", err, out)
 	}
 	if st.api, err = testenv.StartAPIServer(testenv.APIServerOptions{}); err != nil {
 		return 0, err
@@ -125,53 +117,20 @@ func (s *stack) startController() error {
 		"-webhook-port", "0") // injection has its own tests; here sidecars are started by hand
 }
 
-// process is one running binary; its output goes to a log file shown when a test fails.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
+// start runs bin/<name> with its output in <dir>/<name>.log, shown when a test fails, and
+// waits until readyURL answers 200 when one is given.
 func (s *stack) start(name, readyURL string, args ...string) error {
-	logPath := filepath.Join(s.dir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	p, err := testenv.StartProcess(name, filepath.Join(s.bin, name), filepath.Join(s.dir, name+".log"), args...)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(s.bin, name), args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return err
-	}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
 	s.mu.Lock()
 	s.procs[name] = p
 	s.mu.Unlock()
 	if readyURL == "" {
 		return nil
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(readyURL)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited at start:\n%s", name, tail(logPath, 30))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready at %s within 60s:\n%s", name, readyURL, tail(logPath, 30))
-		}
-	}
+	return p.WaitHTTP(readyURL, 60*time.Second)
 }
 
 // stop ends a process with SIGTERM, as Kubernetes would.
@@ -180,15 +139,8 @@ func (s *stack) stop(name string) {
 	p := s.procs[name]
 	delete(s.procs, name)
 	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p != nil {
+		p.Stop(15 * time.Second)
 	}
 }
 
@@ -210,27 +162,9 @@ func (s *stack) logs() string {
 	defer s.mu.Unlock()
 	var b strings.Builder
 	for name, p := range s.procs {
-		fmt.Fprintf(&b, "----- %s -----\n%s\n", name, tail(p.log, 20))
+		fmt.Fprintf(&b, "----- %s -----\n%s\n", name, p.Tail(20))
 	}
 	return b.String()
-}
-
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 // kubectl runs the real kubectl against the test API server.
