@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authmesh/authmesh/guard"
+	"github.com/authmesh/authmesh/internal/testenv/authstack"
 )
 
 // cutProxy forwards TCP to target until cut: then it drops every connection and hangs up on
@@ -94,12 +95,14 @@ func (p *cutProxy) heal() {
 }
 
 // TestAuthServerGoneUnderLoad cuts the sidecar off from the auth server (JWKS and revocation
-// feed) while clients send a valid token at a steady rate: every request keeps being admitted
+// feed) while clients send a valid token at a steady rate, for longer than one access-token
+// TTL (the tenant's is 10 s, the least the CRD allows): every request keeps being admitted
 // from the cached keys, a session revoked before the cut stays refused, and once the auth
 // server is back the sidecar follows the feed again by itself (a new revocation arrives).
 // test/e2e stops the real auth server between requests; this adds the load and the recovery.
 func TestAuthServerGoneUnderLoad(t *testing.T) {
-	s := startStack(t)
+	const accessTTL = 10 * time.Second
+	s := authstack.Start(t, testDB, authstack.Options{Tenants: map[string]string{tenant: tenantSpec + "  tokens: {accessTokenTTL: 10s}\n"}})
 	s.Signup(tenant, "steady", "steady@fault.example", password)
 	kept := s.Login(tenant, "steady", password, "steady@fault.example")
 	revoked := s.Login(tenant, "steady", password, "steady@fault.example")
@@ -165,9 +168,9 @@ func TestAuthServerGoneUnderLoad(t *testing.T) {
 	public.cut()
 	internal.cut()
 	cutAt, atCut := time.Now(), admitted.Load()
-	outage := 2500 * time.Millisecond // past the feed follower's first retries (1s, then 2s)
+	outage := accessTTL + time.Second // the token in use was issued just before the cut: past its exp
 	if *long {
-		outage = 30 * time.Second
+		outage = 3*accessTTL + time.Second // three TTLs: past exp, within the 30 s clock-skew leeway
 	}
 	eventually(t, outage+15*time.Second, "the outage lasts and 200 more requests are served meanwhile", func() bool {
 		return time.Since(cutAt) >= outage && admitted.Load() >= atCut+200
