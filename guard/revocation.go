@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,8 +47,12 @@ type RevocationFollowerConfig struct {
 	// TokenFile holds a bearer token for the internal API (a projected ServiceAccount token
 	// in Kubernetes); re-read before each call. Empty sends none (dev mode).
 	TokenFile string
-	// RetryDelay is the pause after a failed call (default 1 s, doubling up to 30 s).
-	RetryDelay time.Duration
+	// RetryDelay is the pause after a failed call (default 1 s), doubling up to MaxRetryDelay
+	// (default 5 s), each pause jittered down by up to half so the sidecars of a cluster do not
+	// come back to a restarted auth server in step. The cap bounds how long revocations made
+	// after an outage take to reach a sidecar.
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -92,6 +97,10 @@ func NewRevocationFollower(cfg RevocationFollowerConfig) *RevocationFollower {
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = time.Second
 	}
+	if cfg.MaxRetryDelay <= 0 {
+		cfg.MaxRetryDelay = 5 * time.Second
+	}
+	cfg.MaxRetryDelay = max(cfg.MaxRetryDelay, cfg.RetryDelay)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -154,9 +163,9 @@ func (f *RevocationFollower) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(delay):
+			case <-time.After(jittered(delay)):
 			}
-			delay = min(delay*2, 30*time.Second)
+			delay = min(delay*2, f.cfg.MaxRetryDelay)
 			continue
 		}
 		delay = f.cfg.RetryDelay
@@ -241,4 +250,9 @@ func (f *RevocationFollower) poll(ctx context.Context, after int64, wait time.Du
 	}
 	f.lastAnswer.Store(time.Now().UnixNano())
 	return feed, nil
+}
+
+// jittered returns d less a random part of up to half of it.
+func jittered(d time.Duration) time.Duration {
+	return d - rand.N(d/2+1)
 }

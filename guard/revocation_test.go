@@ -138,3 +138,21 @@ func TestRevocationFollowerKeepsStateWhileFeedIsDown(t *testing.T) {
 		t.Fatal("the follower forgot a revocation when the feed went down")
 	}
 }
+
+func TestRetryDelayIsJitteredAndCapped(t *testing.T) {
+	f := NewRevocationFollower(RevocationFollowerConfig{BaseURL: "http://127.0.0.1:1", Tenant: "t"})
+	if f.cfg.RetryDelay != time.Second || f.cfg.MaxRetryDelay != 5*time.Second {
+		t.Fatalf("defaults: retry %s, max %s; want 1s, 5s", f.cfg.RetryDelay, f.cfg.MaxRetryDelay)
+	}
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		d := jittered(4 * time.Second)
+		if d < 2*time.Second || d > 4*time.Second {
+			t.Fatalf("jittered(4s) = %s, want within [2s, 4s]", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 100 {
+		t.Errorf("jittered gave only %d distinct pauses in 200: followers would retry in step", len(seen))
+	}
+}

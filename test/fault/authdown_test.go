@@ -192,7 +192,8 @@ func TestAuthServerGoneUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopLoad()
-	eventually(t, 20*time.Second, "the sidecar follows the feed again and refuses the session logged out", func() bool {
+	// The feed follower's retry pauses are capped at 5 s: it is back within that after the heal.
+	eventually(t, 10*time.Second, "the sidecar follows the feed again and refuses the session logged out", func() bool {
 		_, code := get(kept.AccessToken)
 		return code == guard.CodeSessionInvalid
 	})
