@@ -11,6 +11,10 @@ const (
 	ConditionSigningKeysReady = "SigningKeysReady"
 	// ConditionReady: both of the above, and the tenant is not suspended.
 	ConditionReady = "Ready"
+	// ConditionEmailReady: the SMTP server the tenant's mail goes through is usable as far
+	// as the controller can tell (its Secret exists and reads). It does not gate Ready: a
+	// tenant without mail still signs users in where no emailed code is needed.
+	ConditionEmailReady = "EmailReady"
 )
 
 // Reasons of the conditions above, also used as the reasons of the Events recorded when a
@@ -31,6 +35,12 @@ const (
 	// SigningKeysReady.
 	ReasonSigningKeysActive = "SigningKeysActive"
 	ReasonSigningKeysFailed = "SigningKeysFailed"
+
+	// EmailReady.
+	ReasonServerSMTP         = "ServerSMTP"         // no smtpSecretRef: the auth server's SMTP server
+	ReasonTenantSMTP         = "TenantSMTP"         // the Secret it names reads as an SMTP server
+	ReasonSMTPSecretNotFound = "SMTPSecretNotFound" // the Secret it names does not exist (yet)
+	ReasonSMTPSecretInvalid  = "SMTPSecretInvalid"  // that Secret lacks a host, or has a bad port or TLS mode
 
 	// Ready.
 	ReasonReady               = "Ready"

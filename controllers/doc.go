@@ -23,6 +23,12 @@
 //     takes a value not acted on before, and when signingAlgorithm changes. A retired key stays
 //     published for one access-token TTL plus 30 s of clock skew, then goes.
 //
+// EmailReady reports on the SMTP Secret a Tenant may name in spec.email.smtpSecretRef
+// (internal/smtpsecret reads it, as the auth server does): True ServerSMTP without one, True
+// TenantSMTP when it reads, False SMTPSecretNotFound or SMTPSecretInvalid (naming the key at
+// fault, never a value) otherwise. It does not gate Ready: a tenant whose logins need no
+// emailed code still works without mail.
+//
 // Status is computed on a copy and written once per reconcile, only when it changed;
 // Secrets are written only when they differ. A steady-state reconcile therefore writes
 // nothing. Events are recorded when a condition changes status or reason, and when a key is

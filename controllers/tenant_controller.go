@@ -26,6 +26,7 @@ import (
 
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
 	"github.com/authmesh/authmesh/internal/keys"
+	"github.com/authmesh/authmesh/internal/smtpsecret"
 	"github.com/authmesh/authmesh/internal/tenantdb"
 )
 
@@ -86,6 +87,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	next := tenant.DeepCopy()
 	dbErr := r.reconcileDatabase(ctx, next)
 	untilKeyEvent, keysErr := r.reconcileSigningKeys(ctx, next)
+	mailErr := r.reconcileEmail(ctx, next)
 	next.Status.Issuer = strings.TrimSuffix(r.AuthServerURL, "/") + "/t/" + next.Name
 	next.Status.ObservedGeneration = next.Generation
 	r.summarize(next)
@@ -96,7 +98,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		r.recordTransitions(&tenant, next)
 	}
-	if err := errors.Join(dbErr, keysErr); err != nil {
+	if err := errors.Join(dbErr, keysErr, mailErr); err != nil {
 		return ctrl.Result{}, err
 	}
 	requeue := untilKeyEvent
@@ -371,6 +373,36 @@ func (r *TenantReconciler) reconcileSigningKeys(ctx context.Context, t *authmesh
 	return plan.Next, nil
 }
 
+// reconcileEmail sets EmailReady from the SMTP Secret the tenant names, if any. It returns
+// an error only when the Secret could not be read (retried with backoff); a missing Secret's
+// creation requeues the Tenant through the Secret watch.
+func (r *TenantReconciler) reconcileEmail(ctx context.Context, t *authmeshv1alpha1.Tenant) error {
+	name := t.Spec.Email.SMTPSecretRef.Name
+	if name == "" {
+		r.setCondition(t, ConditionEmailReady, true, ReasonServerSMTP, "mail goes through the auth server's SMTP server")
+		return nil
+	}
+	where := fmt.Sprintf("Secret %s/%s (spec.email.smtpSecretRef)", r.Namespace, name)
+	var s corev1.Secret
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: name}, &s)
+	switch {
+	case apierrors.IsNotFound(err):
+		r.setCondition(t, ConditionEmailReady, false, ReasonSMTPSecretNotFound, where+" does not exist; the tenant's mail fails until it does")
+		return nil
+	case err != nil:
+		r.setCondition(t, ConditionEmailReady, false, ReasonSMTPSecretNotFound, "reading "+where+": "+shortError(err))
+		return fmt.Errorf("reading %s: %w", where, err)
+	}
+	server, err := smtpsecret.Parse(s.Data)
+	if err != nil {
+		r.setCondition(t, ConditionEmailReady, false, ReasonSMTPSecretInvalid, where+": "+strings.ReplaceAll(err.Error(), "\n", "; "))
+		return nil
+	}
+	r.setCondition(t, ConditionEmailReady, true, ReasonTenantSMTP,
+		fmt.Sprintf("mail goes through %s:%d (TLS %s), from %s", server.Host, server.Port, server.TLS, where))
+	return nil
+}
+
 func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 	if d == nil {
 		return def
@@ -637,6 +669,8 @@ const (
 	indexConnectionSecret = "authmesh.dev/connection-secret"
 	// indexNameConflict: "true" on Tenants refused for a database-name conflict.
 	indexNameConflict = "authmesh.dev/database-name-conflict"
+	// indexSMTPSecret: the Secret a Tenant names as its SMTP server.
+	indexSMTPSecret = "authmesh.dev/smtp-secret"
 
 	platformConnection = "/platform" // not a valid Secret name, so it never collides with one
 )
@@ -655,6 +689,13 @@ func connectionSecretIndex(obj client.Object) []string {
 		return []string{ref}
 	}
 	return []string{platformConnection}
+}
+
+func smtpSecretIndex(obj client.Object) []string {
+	if ref := obj.(*authmeshv1alpha1.Tenant).Spec.Email.SMTPSecretRef.Name; ref != "" {
+		return []string{ref}
+	}
+	return nil
 }
 
 func nameConflictIndex(obj client.Object) []string {
@@ -682,6 +723,7 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		indexDatabase:         databaseIndex,
 		indexConnectionSecret: connectionSecretIndex,
 		indexNameConflict:     nameConflictIndex,
+		indexSMTPSecret:       smtpSecretIndex,
 	} {
 		if err := indexer.IndexField(ctx, &authmeshv1alpha1.Tenant{}, field, extract); err != nil {
 			return fmt.Errorf("indexing Tenants by %s: %w", field, err)
@@ -717,7 +759,8 @@ func (r *TenantReconciler) conflictedTenants(ctx context.Context, obj client.Obj
 }
 
 // tenantsForSecret maps a Secret in Namespace to the Tenants it concerns: the one named by its
-// authmesh.dev/tenant label, and those whose connection string it holds.
+// authmesh.dev/tenant label, those whose connection string it holds, and those that name it
+// as their SMTP server.
 func (r *TenantReconciler) tenantsForSecret(ctx context.Context, obj client.Object) []reconcile.Request {
 	if obj.GetNamespace() != r.Namespace {
 		return nil
@@ -726,13 +769,14 @@ func (r *TenantReconciler) tenantsForSecret(ctx context.Context, obj client.Obje
 	if name := obj.GetLabels()[LabelTenant]; name != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
 	}
-	lookups := []string{obj.GetName()}
+	type lookup struct{ index, value string }
+	lookups := []lookup{{indexConnectionSecret, obj.GetName()}, {indexSMTPSecret, obj.GetName()}}
 	if r.PlatformMongoURI == "" && r.PlatformMongoURISecret == obj.GetName() {
-		lookups = append(lookups, platformConnection)
+		lookups = append(lookups, lookup{indexConnectionSecret, platformConnection})
 	}
-	for _, key := range lookups {
+	for _, l := range lookups {
 		var users authmeshv1alpha1.TenantList
-		if err := r.Client.List(ctx, &users, client.MatchingFields{indexConnectionSecret: key}); err != nil {
+		if err := r.Client.List(ctx, &users, client.MatchingFields{l.index: l.value}); err != nil {
 			return reqs
 		}
 		for _, t := range users.Items {

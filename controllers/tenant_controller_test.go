@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -692,4 +693,45 @@ func TestConnectionSecretRef(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReady(t, name)
+}
+
+// TestEmailReadyFollowsTheSMTPSecret: EmailReady says whether the SMTP Secret a Tenant names
+// exists and reads, follows the Secret as it appears and changes, never quotes its values,
+// and never holds back Ready.
+func TestEmailReadyFollowsTheSMTPSecret(t *testing.T) {
+	plain := uniqueName("servermail")
+	createTenant(t, newTenant(plain))
+	if c := meta.FindStatusCondition(waitReady(t, plain).Status.Conditions, ConditionEmailReady); c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonServerSMTP {
+		t.Errorf("EmailReady of a Tenant without smtpSecretRef: %+v, want True %s", c, ReasonServerSMTP)
+	}
+
+	name, secretName := uniqueName("ownmail"), uniqueName("smtp")
+	createTenant(t, newTenant(name, func(tn *authmeshv1alpha1.Tenant) { tn.Spec.Email.SMTPSecretRef.Name = secretName }))
+	waitReady(t, name) // mail does not gate Ready
+	waitTenant(t, name, "EmailReady=False for the missing Secret", hasCondition(ConditionEmailReady, metav1.ConditionFalse, ReasonSMTPSecretNotFound))
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: secretName},
+		Data: map[string][]byte{"host": []byte("smtp.acme.example"), "password": []byte("pw-never-shown")}}
+	if err := apiServer.Client.Create(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = apiServer.Client.Delete(context.Background(), secret) })
+	bad := waitTenant(t, name, "EmailReady=False for a password without a username", hasCondition(ConditionEmailReady, metav1.ConditionFalse, ReasonSMTPSecretInvalid))
+	msg := meta.FindStatusCondition(bad.Status.Conditions, ConditionEmailReady).Message
+	if !strings.Contains(msg, `key "password"`) || !strings.Contains(msg, secretName) || strings.Contains(msg, "pw-never-shown") {
+		t.Errorf("message %q: want it to name the Secret and the key, and not quote the password", msg)
+	}
+	if err := isReady(bad); err != nil {
+		t.Errorf("an unusable SMTP Secret held back Ready: %v", err)
+	}
+
+	secret.Data["username"] = []byte("mailer")
+	if err := apiServer.Client.Update(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	good := waitTenant(t, name, "EmailReady=True once the Secret reads", hasCondition(ConditionEmailReady, metav1.ConditionTrue, ReasonTenantSMTP))
+	if msg := meta.FindStatusCondition(good.Status.Conditions, ConditionEmailReady).Message; !strings.Contains(msg, "smtp.acme.example:587 (TLS starttls)") {
+		t.Errorf("message %q: want the server it names", msg)
+	}
+	waitEvent(t, name, corev1.EventTypeWarning, ReasonSMTPSecretInvalid)
 }

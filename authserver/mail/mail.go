@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/authmesh/authmesh/internal/smtpsecret"
 )
 
 // Message is one plain-text mail.
@@ -30,12 +32,12 @@ type SenderFunc func(ctx context.Context, m Message) error
 // Send implements Sender.
 func (f SenderFunc) Send(ctx context.Context, m Message) error { return f(ctx, m) }
 
-// TLS modes.
+// TLS modes (the same words a tenant's SMTP Secret uses).
 const (
-	TLSStartTLS      = "starttls"      // STARTTLS required
-	TLSOpportunistic = "opportunistic" // STARTTLS when the server offers it
-	TLSImplicit      = "tls"           // TLS from the first byte (SMTPS, usually port 465)
-	TLSNone          = "none"          // plain text: loopback dev mailers only
+	TLSStartTLS      = smtpsecret.TLSStartTLS      // STARTTLS required
+	TLSOpportunistic = smtpsecret.TLSOpportunistic // STARTTLS when the server offers it
+	TLSImplicit      = smtpsecret.TLSImplicit      // TLS from the first byte (SMTPS, usually port 465)
+	TLSNone          = smtpsecret.TLSNone          // plain text: loopback dev mailers only
 )
 
 // ErrNotConfigured is returned by a Sender without an SMTP host.
@@ -61,9 +63,7 @@ func (c SMTPConfig) Validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("smtp port %d must be between 1 and 65535", c.Port))
 	}
-	switch c.TLS {
-	case TLSStartTLS, TLSOpportunistic, TLSImplicit, TLSNone:
-	default:
+	if !smtpsecret.ValidTLS(c.TLS) {
 		errs = append(errs, fmt.Errorf("smtp TLS mode %q must be %s, %s, %s or %s", c.TLS, TLSStartTLS, TLSOpportunistic, TLSImplicit, TLSNone))
 	}
 	if c.Timeout <= 0 {

@@ -3,44 +3,22 @@ package mail
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-)
 
-// Keys of a tenant's SMTP Secret (spec.email.smtpSecretRef).
-const (
-	SecretKeyHost     = "host"     // required
-	SecretKeyPort     = "port"     // default 587
-	SecretKeyUsername = "username" // optional
-	SecretKeyPassword = "password" // with username
-	SecretKeyTLS      = "tls"      // starttls (default), opportunistic, tls or none
+	"github.com/authmesh/authmesh/internal/smtpsecret"
 )
 
 // DefaultTimeout bounds connecting and each SMTP command of a tenant's own SMTP server.
 const DefaultTimeout = 10 * time.Second
 
-// FromSecret reads a tenant's SMTP server from its Secret's data. Errors name the key at
-// fault and never quote a value.
+// FromSecret reads a tenant's SMTP server from its Secret's data (keys and checks: package
+// internal/smtpsecret). Errors name the key at fault and never quote a value.
 func FromSecret(data map[string][]byte) (SMTPConfig, error) {
-	get := func(k string) string { return strings.TrimSpace(string(data[k])) }
-	cfg := SMTPConfig{
-		Host: get(SecretKeyHost), Port: 587, TLS: TLSStartTLS, Timeout: DefaultTimeout,
-		Username: get(SecretKeyUsername), Password: string(data[SecretKeyPassword]),
+	s, err := smtpsecret.Parse(data)
+	if err != nil {
+		return SMTPConfig{}, err
 	}
-	if cfg.Host == "" {
-		return SMTPConfig{}, fmt.Errorf("key %q (the SMTP server's host name) is missing", SecretKeyHost)
-	}
-	if p := get(SecretKeyPort); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return SMTPConfig{}, fmt.Errorf("key %q must be a port number", SecretKeyPort)
-		}
-		cfg.Port = n
-	}
-	if mode := get(SecretKeyTLS); mode != "" {
-		cfg.TLS = mode
-	}
+	cfg := SMTPConfig{Host: s.Host, Port: s.Port, Username: s.Username, Password: s.Password, TLS: s.TLS, Timeout: DefaultTimeout}
 	if err := cfg.Validate(); err != nil {
 		return SMTPConfig{}, err
 	}
