@@ -37,6 +37,15 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
+// Code returns the envelope code written for the request so far ("" before the answer, or
+// outside a Router): for middleware that counts outcomes after the handler ran.
+func Code(ctx context.Context) string {
+	if x := exchangeFrom(ctx); x != nil {
+		return x.code
+	}
+	return ""
+}
+
 // LogAttrs adds attributes to the request's access log line (e.g. the tenant, a user id).
 // Never add secrets or tokens.
 func LogAttrs(ctx context.Context, attrs ...slog.Attr) {

@@ -90,6 +90,7 @@
 //
 //	authmesh_authserver_account_locks_total              counter
 //	authmesh_authserver_mails_total{kind,result}         counter (kind otp|unlock, result sent|failed)
+//	authmesh_authserver_identity_outcomes_total{tenant,flow,code}  counter (flow signup|login|verify; the answer's code)
 //
 // Request counts by code come from the router (authmesh_authserver_http_requests_total).
 //

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/authmesh/authmesh/authserver/identity"
@@ -182,4 +183,35 @@ func TestCodeExpiresWithInjectedClock(t *testing.T) {
 	}
 	// The later one is still good.
 	want(t, h.post("t1", "/auth/login/verify", map[string]string{"loginId": loginID2, "otp": code2}), http.StatusOK, identity.CodeLoginSuccess)
+}
+
+// TestOutcomesAreCountedPerTenant: every answer of signup, login and verify is counted by
+// tenant, flow and code; an unknown tenant's requests add no label values.
+func TestOutcomesAreCountedPerTenant(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: map[string]string{"darmist1": tenantSpec}})
+	want(t, h.post("darmist1", "/auth/signup", map[string]string{"username": "carol", "email": "carol@example.com", "password": "correct horse"}),
+		http.StatusCreated, identity.CodeSignupSuccess)
+	want(t, h.post("darmist1", "/auth/login", map[string]string{"usernameOrEmailOrMobile": "carol", "password": "wrong horse"}),
+		http.StatusUnauthorized, identity.CodeInvalidCredentials)
+	loginID, code := h.login("darmist1", "carol", "correct horse", "carol@example.com")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	want(t, h.post("darmist1", "/auth/login/verify", map[string]string{"loginId": loginID, "otp": wrong}), http.StatusUnauthorized, identity.CodeInvalidOTP)
+	want(t, h.post("darmist1", "/auth/login/verify", map[string]string{"loginId": loginID, "otp": code}), http.StatusOK, identity.CodeLoginSuccess)
+	h.post("nosuchtenant", "/auth/login", map[string]string{"usernameOrEmailOrMobile": "carol", "password": "correct horse"})
+
+	expected := `
+# HELP authmesh_authserver_identity_outcomes_total Answers of signup, login and login/verify, by tenant, flow and envelope code (OTP_SENT, LOGIN_SUCCESS, INVALID_CREDENTIALS, ACCOUNT_LOCKED, INVALID_OTP, ...).
+# TYPE authmesh_authserver_identity_outcomes_total counter
+authmesh_authserver_identity_outcomes_total{code="INVALID_CREDENTIALS",flow="login",tenant="darmist1"} 1
+authmesh_authserver_identity_outcomes_total{code="INVALID_OTP",flow="verify",tenant="darmist1"} 1
+authmesh_authserver_identity_outcomes_total{code="LOGIN_SUCCESS",flow="verify",tenant="darmist1"} 1
+authmesh_authserver_identity_outcomes_total{code="OTP_SENT",flow="login",tenant="darmist1"} 1
+authmesh_authserver_identity_outcomes_total{code="SIGNUP_SUCCESS",flow="signup",tenant="darmist1"} 1
+`
+	if err := testutil.GatherAndCompare(h.metrics, strings.NewReader(expected), "authmesh_authserver_identity_outcomes_total"); err != nil {
+		t.Error(err)
+	}
 }

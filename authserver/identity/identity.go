@@ -149,13 +149,26 @@ func Register(s *authserver.Server, opts Options) (*Service, error) {
 		return nil, err
 	}
 	tenant := s.Registry.Middleware(tenancy.RouteOptions{})
-	s.Public.Handle("POST /auth/signup", httpapi.HandlerFunc(svc.signup), svc.limits.signupIP.PerClientIP(), tenant)
-	s.Public.Handle("POST /auth/login", httpapi.HandlerFunc(svc.login), svc.limits.loginIP.PerClientIP(), tenant)
-	s.Public.Handle("POST /auth/login/verify", httpapi.HandlerFunc(svc.verify), svc.limits.verifyIP.PerClientIP(), tenant)
+	s.Public.Handle("POST /auth/signup", httpapi.HandlerFunc(svc.signup), svc.limits.signupIP.PerClientIP(), tenant, svc.counted("signup"))
+	s.Public.Handle("POST /auth/login", httpapi.HandlerFunc(svc.login), svc.limits.loginIP.PerClientIP(), tenant, svc.counted("login"))
+	s.Public.Handle("POST /auth/login/verify", httpapi.HandlerFunc(svc.verify), svc.limits.verifyIP.PerClientIP(), tenant, svc.counted("verify"))
 	// The unlock token names its tenant: no x-tenant-id.
 	s.Public.Handle("GET /auth/unlock", httpapi.HandlerFunc(svc.unlockGet), svc.limits.unlockIP.PerClientIP())
 	s.Public.Handle("POST /auth/unlock", httpapi.HandlerFunc(svc.unlockPost), svc.limits.unlockIP.PerClientIP())
 	return svc, nil
+}
+
+// counted counts every answer of flow by tenant and envelope code, after the handler ran; it
+// goes inside the tenant middleware, so only known tenants become label values.
+func (s *Service) counted(flow string) httpapi.Middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r)
+			if t := tenancy.FromContext(r.Context()); t != nil {
+				s.metrics.outcomes.WithLabelValues(t.ID, flow, httpapi.Code(r.Context())).Inc()
+			}
+		})
+	}
 }
 
 // Hasher returns the password hasher, e.g. for tools that create users with CreateUser.
@@ -261,8 +274,9 @@ func errEmailUnavailable(cause error) *httpapi.Error {
 
 // metrics of the package; see doc.go.
 type metrics struct {
-	locks prometheus.Counter
-	mails *prometheus.CounterVec
+	locks    prometheus.Counter
+	mails    *prometheus.CounterVec
+	outcomes *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -275,9 +289,13 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Name: "authmesh_authserver_mails_total",
 			Help: "Mails the identity flows tried to send, by kind (otp, unlock) and result (sent, failed).",
 		}, []string{"kind", "result"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authmesh_authserver_identity_outcomes_total",
+			Help: "Answers of signup, login and login/verify, by tenant, flow and envelope code (OTP_SENT, LOGIN_SUCCESS, INVALID_CREDENTIALS, ACCOUNT_LOCKED, INVALID_OTP, ...).",
+		}, []string{"tenant", "flow", "code"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.locks, m.mails} {
+		for _, c := range []prometheus.Collector{m.locks, m.mails, m.outcomes} {
 			if err := reg.Register(c); err != nil {
 				return m, err
 			}

@@ -65,6 +65,8 @@ type harness struct {
 	smtpOK mail.Sender
 	dbName string
 	svc    *identity.Service
+	// metrics holds the identity Service's metrics.
+	metrics *prometheus.Registry
 }
 
 type serverOptions struct {
@@ -116,10 +118,12 @@ func startServer(t testing.TB, o serverOptions) *harness {
 		t.Fatal(err)
 	}
 	mailer := &switchMailer{s: smtpOK}
+	metrics := prometheus.NewRegistry()
 	svc, err := identity.Register(srv, identity.Options{
-		Sessions: &sessions.Service{Now: clk.Now},
-		Mailer:   mailer,
-		Now:      clk.Now,
+		Sessions:   &sessions.Service{Now: clk.Now},
+		Mailer:     mailer,
+		Now:        clk.Now,
+		Registerer: metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +155,7 @@ func startServer(t testing.TB, o serverOptions) *harness {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &harness{t: t, srv: srv, url: public.URL, clock: clk, smtp: smtpSrv, mailer: mailer, smtpOK: smtpOK, dbName: dbName, svc: svc}
+	return &harness{t: t, srv: srv, url: public.URL, clock: clk, smtp: smtpSrv, mailer: mailer, smtpOK: smtpOK, dbName: dbName, svc: svc, metrics: metrics}
 }
 
 // testWriter sends server logs (warnings and errors) to the test's log.
