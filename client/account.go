@@ -183,6 +183,9 @@ type AuditQuery struct {
 	Limit  int
 	UserID string // events whose actor or subject is this user
 	Type   string
+	// Newest pages from the newest event back in time (order=newest); After then continues
+	// with older events.
+	Newest bool
 }
 
 // Audit returns a page of the tenant's audit trail (admin; AUDIT_RETRIEVED).
@@ -195,6 +198,9 @@ func (c *Client) Audit(ctx context.Context, accessToken string, q AuditQuery) (*
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Newest {
+		v.Set("order", "newest")
 	}
 	path := "/auth/admin/audit"
 	if len(v) > 0 {

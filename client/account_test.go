@@ -100,6 +100,26 @@ func TestAccountAndAdminCalls(t *testing.T) {
 	for _, e := range events {
 		seen[e.Type] = true
 	}
+	// Newest first, in pages of 3: the same events in the reverse order.
+	var newest []client.AuditEvent
+	q = client.AuditQuery{Limit: 3, Newest: true}
+	for {
+		page, err := c.Audit(ctx, admin.AccessToken, q)
+		fail("Audit (newest first)", err)
+		newest = append(newest, page.Items...)
+		if page.Next == "" {
+			break
+		}
+		q.After = page.Next
+	}
+	if len(newest) != len(events) {
+		t.Fatalf("newest first gave %d events, oldest first %d", len(newest), len(events))
+	}
+	for i := range newest {
+		if newest[i].ID != events[len(events)-1-i].ID {
+			t.Fatalf("event %d newest first is %s, want %s (the reverse of oldest first)", i, newest[i].ID, events[len(events)-1-i].ID)
+		}
+	}
 	for _, typ := range []string{"user.bootstrap_admin", "password.reset", "password.change", "password.reset_requested",
 		"user.role_changed", "user.session_revoked", "user.disabled", "login.success"} {
 		if !seen[typ] {

@@ -1,7 +1,7 @@
-// Package controllers owns authmesh's Kubernetes control loops: the Tenant reconciler, which
-// provisions each tenant's database, credentials and signing keys, and (later) the Pod mutating
-// webhook that injects the sidecar into pods that opt in. It never serves the auth API and never
-// imports the auth server or the sidecar.
+// Package controllers owns authmesh's Tenant reconciler, which provisions each tenant's
+// database, credentials and signing keys; its subpackages own the Pod mutating webhook that
+// injects the sidecar into pods that opt in (injection) and that webhook's certificates
+// (webhookcert). It never serves the auth API and never imports the auth server or the sidecar.
 //
 // # Tenant reconciler
 //

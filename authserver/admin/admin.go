@@ -51,7 +51,7 @@ type Service struct {
 //	GET    /auth/admin/users/{userId}
 //	PATCH  /auth/admin/users/{userId}
 //	DELETE /auth/admin/users/{userId}/sessions/{sessionId}
-//	GET    /auth/admin/audit?after=&limit=&userId=&type=
+//	GET    /auth/admin/audit?after=&limit=&order=&userId=&type=
 func Register(s *authserver.Server, opts Options) (*Service, error) {
 	if opts.Sessions == nil {
 		return nil, errors.New("admin: Options.Sessions is required")

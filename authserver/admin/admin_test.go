@@ -408,12 +408,12 @@ func TestAdminRevokesOneSession(t *testing.T) {
 	}
 }
 
-// TestAuditRoute checks the route's own rules: bad cursors and limits are refused.
+// TestAuditRoute checks the route's own rules: bad cursors, limits and orders are refused.
 func TestAuditRoute(t *testing.T) {
 	s := start(t)
 	adm := join(t, s, "darmist1", "root", "admin")
 	header := map[string]string{"x-tenant-id": "darmist1", "Authorization": "Bearer " + adm.tokens.AccessToken}
-	for _, q := range []string{"after=nope", "after=1764400000123-zz", "limit=0", "limit=501", "limit=x", "type=" + strings.Repeat("t", 65)} {
+	for _, q := range []string{"after=nope", "after=1764400000123-zz", "limit=0", "limit=501", "limit=x", "type=" + strings.Repeat("t", 65), "order=desc", "order=" + strings.Repeat("n", 500)} {
 		if r := s.Do("GET", "/auth/admin/audit?"+q, header, ""); r.Status != http.StatusBadRequest || r.Code != "VALIDATION_FAILED" {
 			t.Errorf("?%s: %d %s, want 400 VALIDATION_FAILED", q, r.Status, r.Code)
 		}

@@ -9,7 +9,7 @@
 //	GET    /auth/admin/users/{userId}                           USER_RETRIEVED {user, sessions}
 //	PATCH  /auth/admin/users/{userId} {role?, disabled?, revokeSessions?}   USER_UPDATED {user, revokedCount}
 //	DELETE /auth/admin/users/{userId}/sessions/{sessionId}      SESSION_REVOKED {sessionId}
-//	GET    /auth/admin/audit?after=&limit=&userId=&type=        AUDIT_RETRIEVED {items, next}
+//	GET    /auth/admin/audit?after=&limit=&order=&userId=&type= AUDIT_RETRIEVED {items, next}
 //
 // Codes, besides the shared ones: UNAUTHORIZED and SESSION_INVALID (401, from the bearer
 // middleware), FORBIDDEN_ROLE (403: the token's role is not admin, or the caller is no longer
@@ -49,7 +49,9 @@
 //
 // The trail is package audit's (audit.Log.List): oldest first, limit 1 to 500 (50 by
 // default), after = the next of the previous page; next is "" when no more events follow now
-// (to follow new events later, pass the id of the last event seen). userId keeps events whose
+// (to follow new events later, pass the id of the last event seen). order=newest pages from
+// the newest event back in time instead (after then continues with older ones; next is "" at
+// the oldest), as an admin screen shows them. userId keeps events whose
 // actor or subject is that user, type events of one type. Admin actions are recorded there
 // too: user.role_changed, user.disabled, user.enabled, user.sessions_revoked,
 // user.session_revoked, user.self_lockout_refused, with the admin as actor.

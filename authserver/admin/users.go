@@ -263,9 +263,18 @@ func (s *Service) revokeSession(w http.ResponseWriter, r *http.Request) error {
 		map[string]string{"sessionId": sid})
 }
 
-// listAudit pages through the tenant's audit trail, oldest first.
+// listAudit pages through the tenant's audit trail, oldest first, or newest first with
+// order=newest.
 func (s *Service) listAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	var newest bool
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		newest = true
+	default:
+		return invalid("order", "oneof", "order must be oldest or newest")
+	}
 	after := q.Get("after")
 	if after != "" && !audit.ValidCursor(after) {
 		return invalid("after", "cursor", "after must be the next cursor of a previous page")
@@ -282,7 +291,7 @@ func (s *Service) listAudit(w http.ResponseWriter, r *http.Request) error {
 		return invalid("type", "max", "type must be at most 64 characters")
 	}
 	ctx := r.Context()
-	page, err := s.audit.List(ctx, tenancy.FromContext(ctx), audit.Query{After: after, Limit: limit, UserID: userID, Type: typ})
+	page, err := s.audit.List(ctx, tenancy.FromContext(ctx), audit.Query{After: after, Newest: newest, Limit: limit, UserID: userID, Type: typ})
 	if err != nil {
 		return err
 	}

@@ -248,8 +248,11 @@ func ValidCursor(s string) bool { return idRE.MatchString(s) }
 
 // Query selects a page of the trail.
 type Query struct {
-	// After is the id of the last event of the previous page; "" starts at the oldest.
+	// After is the id of the last event of the previous page; "" starts at the oldest (at the
+	// newest with Newest).
 	After string
+	// Newest pages from the newest event back in time; After then continues with older events.
+	Newest bool
 	// Limit bounds the page (1 to MaxLimit; 0 means DefaultLimit).
 	Limit int
 	// UserID keeps events whose actor or subject is this user.
@@ -282,8 +285,12 @@ func (l *Log) List(ctx context.Context, t *tenancy.Tenant, q Query) (Page, error
 	}
 	limit = min(limit, MaxLimit)
 	filter := bson.D{}
+	beyond, order := "$gt", 1
+	if q.Newest {
+		beyond, order = "$lt", -1
+	}
 	if q.After != "" {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: beyond, Value: q.After}}})
 	}
 	if l.opts.Retention > 0 {
 		filter = append(filter, bson.E{Key: "at", Value: bson.D{{Key: "$gte", Value: l.now().UTC().Add(-l.opts.Retention)}}})
@@ -297,7 +304,7 @@ func (l *Log) List(ctx context.Context, t *tenancy.Tenant, q Query) (Page, error
 		}})
 	}
 	cur, err := t.DB.Collection(tenantdb.Audit).Find(ctx, filter, options.Find().
-		SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)+1))
+		SetSort(bson.D{{Key: "_id", Value: order}}).SetLimit(int64(limit)+1))
 	if err != nil {
 		return Page{}, fmt.Errorf("audit: listing: %w", err)
 	}

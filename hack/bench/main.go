@@ -8,9 +8,11 @@
 //
 // Then, in the same run, it adds rows each next to a baseline of that run (issue 12):
 // revocation propagation to 4 sidecar processes of an in-process auth server (revocation.go),
-// JWKS fetches under a flood of unknown-kid tokens (jwksflood.go), and refresh and the session
-// list against raw driver calls (sessions.go, through BenchmarkSessions). It prints one table
-// and writes it as JSON (-results) and as a PNG bar chart beside it (table.go).
+// JWKS fetches under a flood of unknown-kid tokens (jwksflood.go), refresh and the session
+// list against raw driver calls (sessions.go, through BenchmarkSessions), and the controller
+// binary taking 100 and 1,000 Tenants to Ready against the floor of the writes it must make
+// (controller.go; `bench controller` runs those alone). It prints one table and writes it as
+// JSON (-results) and as a PNG bar chart beside it (table.go).
 //
 // The upstream, the bare proxy and the auth stub run from the small hack/bench/benchproxy
 // binary, so the baseline is not weighed down by what this program links.
