@@ -43,3 +43,28 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: any Secret data parses without panicking; a result is usable (host set, port in
+// range, a known TLS mode, no password without a username) and an error never depends on the
+// password's content (so it cannot quote it).
+func FuzzParse(f *testing.F) {
+	f.Add("smtp.acme.example", "587", "starttls", "mailer", "pw")
+	f.Add("", "x", "ssl", "", "secret-pw")
+	f.Add(" h ", "65536", "none", "", "")
+	f.Fuzz(func(t *testing.T, host, port, tls, user, password string) {
+		data := map[string][]byte{KeyHost: []byte(host), KeyPort: []byte(port), KeyTLS: []byte(tls), KeyUsername: []byte(user), KeyPassword: []byte(password)}
+		s, err := Parse(data)
+		if err != nil {
+			// The message may not depend on the password's content: the same Secret with
+			// another password of the same emptiness gives the same message.
+			data[KeyPassword] = []byte(strings.Repeat("x", len(password)))
+			if _, other := Parse(data); other == nil || other.Error() != err.Error() {
+				t.Fatalf("the error depends on the password: %v / %v", err, other)
+			}
+			return
+		}
+		if s.Host == "" || s.Port < 1 || s.Port > 65535 || !ValidTLS(s.TLS) || (s.Password != "" && s.Username == "") {
+			t.Fatalf("Parse accepted an unusable server: %+v", s)
+		}
+	})
+}
