@@ -8,6 +8,7 @@ import (
 
 	"github.com/authmesh/authmesh/client"
 	"github.com/authmesh/authmesh/guard"
+	"github.com/authmesh/authmesh/internal/testenv/authstack"
 )
 
 // TestTutorialWalkthrough is the tutorial's curl walkthrough (step 8.3, section 6) as a test
@@ -15,15 +16,15 @@ import (
 // logout/all -> refresh, each with the status and code DESIGN.md pins. A sidecar's feed
 // follower watches the tenant throughout.
 func TestTutorialWalkthrough(t *testing.T) {
-	s := startServer(t, map[string]string{"darmist1": ""})
+	s := authstack.Start(t, testDB, authstack.Options{Tenants: map[string]string{"darmist1": ""}})
 	ctx := context.Background()
-	laptop := client.New(s.public.URL, "darmist1", client.WithUserAgent("curl/8.7.1"))
-	phone := client.New(s.public.URL, "darmist1",
+	laptop := client.New(s.URL, "darmist1", client.WithUserAgent("curl/8.7.1"))
+	phone := client.New(s.URL, "darmist1",
 		client.WithUserAgent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"))
 	if _, err := laptop.Signup(ctx, client.SignupRequest{Username: "testuser", Email: "testuser@example.com", Password: "secret123"}); err != nil {
 		t.Fatal(err)
 	}
-	follower := guard.NewRevocationFollower(guard.RevocationFollowerConfig{BaseURL: s.internal.URL, Tenant: "darmist1", Wait: 5 * time.Second})
+	follower := guard.NewRevocationFollower(guard.RevocationFollowerConfig{BaseURL: s.InternalURL, Tenant: "darmist1", Wait: 5 * time.Second})
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go follower.Run(fctx)
@@ -35,12 +36,13 @@ func TestTutorialWalkthrough(t *testing.T) {
 			LoginID   string `json:"loginId"`
 			ExpiresAt string `json:"expiresAt"`
 		}
+		mailed := s.MailCount("testuser@example.com")
 		res, err := c.Call(ctx, "POST", "/auth/login", "", map[string]string{"usernameOrEmailOrMobile": "testuser", "password": "secret123"}, &pending)
 		if err != nil || res.Status != 200 || res.Code != "OTP_SENT" || pending.LoginID == "" || pending.ExpiresAt == "" {
 			t.Fatalf("login: %+v %+v %v", res, pending, err)
 		}
 		var pair client.TokenPair
-		res, err = c.Call(ctx, "POST", "/auth/login/verify", "", map[string]string{"loginId": pending.LoginID, "otp": s.nextCode(t)}, &pair)
+		res, err = c.Call(ctx, "POST", "/auth/login/verify", "", map[string]string{"loginId": pending.LoginID, "otp": s.LoginCode("testuser@example.com", mailed)}, &pair)
 		if err != nil || res.Status != 200 || res.Code != "LOGIN_SUCCESS" {
 			t.Fatalf("verify: %+v %v", res, err)
 		}
@@ -127,14 +129,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestAPIErrorCarriesTheEnvelope checks what an *APIError holds.
 func TestAPIErrorCarriesTheEnvelope(t *testing.T) {
-	s := startServer(t, map[string]string{"darmist1": ""})
-	c := client.New(s.public.URL, "darmist1")
+	s := authstack.Start(t, testDB, authstack.Options{Tenants: map[string]string{"darmist1": ""}})
+	c := client.New(s.URL, "darmist1")
 	err := c.LogoutSession(context.Background(), "", "e8c7fa5f-166b-4de2-b2e4-2d290c57cf58")
 	e, ok := err.(*client.APIError)
 	if !ok || e.Status != 401 || e.Code != "UNAUTHORIZED" || e.Message == "" || e.RequestID == "" || client.ErrorCode(err) != "UNAUTHORIZED" {
 		t.Fatalf("err = %#v", err)
 	}
-	_, err = client.New(s.public.URL, "nobody").Refresh(context.Background(), "x")
+	_, err = client.New(s.URL, "nobody").Refresh(context.Background(), "x")
 	var details struct {
 		TenantID string `json:"tenantId"`
 	}

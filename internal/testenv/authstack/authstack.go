@@ -270,15 +270,21 @@ func (s *Stack) Login(tenant, identifier, password, email string) *client.TokenP
 	if res.Tokens != nil {
 		return res.Tokens
 	}
-	m := codeRE.FindStringSubmatch(s.WaitMail(email, before).Text)
-	if m == nil {
-		s.t.Fatalf("no code in the login mail to %s", email)
-	}
-	pair, err := c.Verify(ctx, res.LoginID, m[1])
+	pair, err := c.Verify(ctx, res.LoginID, s.LoginCode(email, before))
 	if err != nil {
 		s.t.Fatalf("verify of %s: %v", identifier, err)
 	}
 	return pair
+}
+
+// LoginCode waits for mail number skip (0-based) to email and returns the login code in it.
+func (s *Stack) LoginCode(email string, skip int) string {
+	s.t.Helper()
+	m := codeRE.FindStringSubmatch(s.WaitMail(email, skip).Text)
+	if m == nil {
+		s.t.Fatalf("no login code in mail %d to %s", skip, email)
+	}
+	return m[1]
 }
 
 // WaitMail waits for mail number skip (0-based) to email.
