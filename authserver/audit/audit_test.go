@@ -157,11 +157,13 @@ func TestListPagesInOrder(t *testing.T) {
 		want  []int
 		pages int
 	}{
-		"all, by 5":       {audit.Query{Limit: 5}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 3},
-		"all, by 12":      {audit.Query{Limit: 12}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 1},
-		"one user, by 2":  {audit.Query{Limit: 2, UserID: "user1"}, []int{1, 3, 5, 7, 9, 11}, 3},
-		"one type, by 50": {audit.Query{Type: audit.TypeLogout}, []int{0, 3, 6, 9}, 1},
-		"nobody":          {audit.Query{UserID: "user9"}, nil, 1},
+		"all, by 5":        {audit.Query{Limit: 5}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 3},
+		"all, by 12":       {audit.Query{Limit: 12}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 1},
+		"one user, by 2":   {audit.Query{Limit: 2, UserID: "user1"}, []int{1, 3, 5, 7, 9, 11}, 3},
+		"one type, by 50":  {audit.Query{Type: audit.TypeLogout}, []int{0, 3, 6, 9}, 1},
+		"nobody":           {audit.Query{UserID: "user9"}, nil, 1},
+		"newest, by 5":     {audit.Query{Limit: 5, Newest: true}, []int{11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0}, 3},
+		"newest, one user": {audit.Query{Limit: 2, UserID: "user1", Newest: true}, []int{11, 9, 7, 5, 3, 1}, 3},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
