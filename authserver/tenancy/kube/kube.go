@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -81,10 +82,22 @@ type Source struct {
 	scheme *runtime.Scheme
 
 	// smtpRefs is which SMTP Secret each tenant names, so a change of that Secret reports
-	// the tenants that use it. Read by the Secret watch, written by report.
+	// the tenants that use it. Read by the Secret watch, written by report. smtpLast is what
+	// reading it last gave, kept through a failed read of the API server.
 	smtpMu   sync.Mutex
 	smtpRefs map[string]string // tenant -> Secret name
+	smtpLast map[string]smtpResult
 }
+
+// smtpResult is what a tenant's SMTP Secret read as.
+type smtpResult struct {
+	secret string
+	cfg    *mail.SMTPConfig
+	err    error
+}
+
+// smtpRetry is how soon a tenant is reported again after its SMTP Secret could not be read.
+const smtpRetry = 5 * time.Second
 
 // NewSource returns a Source.
 func NewSource(opts Options) (*Source, error) {
@@ -101,7 +114,7 @@ func NewSource(opts Options) (*Source, error) {
 	if err := authmeshv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	return &Source{opts: opts, scheme: scheme, smtpRefs: map[string]string{}}, nil
+	return &Source{opts: opts, scheme: scheme, smtpRefs: map[string]string{}, smtpLast: map[string]smtpResult{}}, nil
 }
 
 // Run implements tenancy.Source.
@@ -125,7 +138,7 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 	if err != nil {
 		return fmt.Errorf("kube: creating a client: %w", err)
 	}
-	queue := workqueue.NewTyped[string]()
+	queue := workqueue.NewTypedDelayingQueue[string]()
 	defer queue.ShutDown()
 
 	tenantInformer, err := c.GetInformer(ctx, &authmeshv1alpha1.Tenant{})
@@ -179,7 +192,9 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 		return fmt.Errorf("kube: listing Tenants: %w", err)
 	}
 	for i := range list.Items {
-		s.report(ctx, c, direct, sink, list.Items[i].Name)
+		if s.report(ctx, c, direct, sink, list.Items[i].Name) {
+			queue.AddAfter(list.Items[i].Name, smtpRetry)
+		}
 	}
 	sink.Synced()
 
@@ -192,14 +207,17 @@ func (s *Source) Run(ctx context.Context, sink tenancy.Sink) error {
 		if shutdown {
 			return nil
 		}
-		s.report(ctx, c, direct, sink, name)
+		if s.report(ctx, c, direct, sink, name) {
+			queue.AddAfter(name, smtpRetry)
+		}
 		queue.Done(name)
 	}
 }
 
 // report reads a tenant and its Secrets from the cache (its SMTP Secret from the API server,
-// through direct) and tells the sink.
-func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenancy.Sink, name string) {
+// through direct) and tells the sink. It returns true when the SMTP Secret could not be read
+// and the tenant should be reported again soon.
+func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenancy.Sink, name string) (retry bool) {
 	log := s.opts.Logger.With("tenant", name)
 	var t authmeshv1alpha1.Tenant
 	if err := c.Get(ctx, types.NamespacedName{Name: name}, &t); err != nil {
@@ -209,12 +227,12 @@ func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenan
 		} else {
 			log.Error("reading Tenant from the cache", "error", err.Error())
 		}
-		return
+		return false
 	}
 	if !t.DeletionTimestamp.IsZero() {
 		s.setSMTPRef(name, "")
 		sink.Delete(name)
-		return
+		return false
 	}
 	spec := *t.Spec.DeepCopy()
 	tenancy.ApplyDefaults(&spec)
@@ -253,26 +271,49 @@ func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenan
 	ref := spec.Email.SMTPSecretRef.Name
 	s.setSMTPRef(name, ref)
 	if ref != "" {
-		cfg.SMTP, cfg.SMTPErr = s.smtpServer(ctx, direct, ref)
+		res, transient := s.smtpServer(ctx, direct, ref)
+		if transient {
+			// Keep what the Secret read as last time rather than fail the tenant's mail for an
+			// API server blip, and try again soon.
+			log.Warn("reading the SMTP Secret failed; retrying", "secret", ref, "error", res.err.Error())
+			s.smtpMu.Lock()
+			if last, ok := s.smtpLast[name]; ok && last.secret == ref {
+				res = last
+			}
+			s.smtpMu.Unlock()
+			retry = true
+		} else {
+			s.smtpMu.Lock()
+			s.smtpLast[name] = res
+			s.smtpMu.Unlock()
+		}
+		cfg.SMTP, cfg.SMTPErr = res.cfg, res.err
 	}
 	sink.Upsert(cfg)
+	return retry
 }
 
-// smtpServer reads the SMTP server a tenant names in spec.email.smtpSecretRef.
-func (s *Source) smtpServer(ctx context.Context, direct client.Reader, secret string) (*mail.SMTPConfig, error) {
+// smtpServer reads the SMTP server a tenant names in spec.email.smtpSecretRef; transient is
+// set when the API server could not be asked (as opposed to a missing or unusable Secret).
+func (s *Source) smtpServer(ctx context.Context, direct client.Reader, secret string) (res smtpResult, transient bool) {
 	where := fmt.Sprintf("Secret %s/%s (spec.email.smtpSecretRef)", s.opts.Namespace, secret)
+	res.secret = secret
 	data, err := s.secretData(ctx, direct, secret)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("reading %s: %w", where, err)
+		res.err = fmt.Errorf("reading %s: %w", where, err)
+		return res, true
 	case data == nil:
-		return nil, fmt.Errorf("%s does not exist", where)
+		res.err = fmt.Errorf("%s does not exist", where)
+		return res, false
 	}
 	cfg, err := mail.FromSecret(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
+		res.err = fmt.Errorf("%s: %w", where, err)
+		return res, false
 	}
-	return &cfg, nil
+	res.cfg = &cfg
+	return res, false
 }
 
 func (s *Source) setSMTPRef(tenant, secret string) {
@@ -280,6 +321,7 @@ func (s *Source) setSMTPRef(tenant, secret string) {
 	defer s.smtpMu.Unlock()
 	if secret == "" {
 		delete(s.smtpRefs, tenant)
+		delete(s.smtpLast, tenant)
 	} else {
 		s.smtpRefs[tenant] = secret
 	}
