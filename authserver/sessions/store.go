@@ -175,7 +175,7 @@ func (s *Service) retryUnpublished(ctx context.Context) {
 				return err
 			}
 			defer release()
-			return s.publish(ctx, t, u.sessions, u.reason)
+			return s.publishInBackground(ctx, t, u.sessions, u.reason)
 		}()
 		if err != nil {
 			failed = append(failed, u)
@@ -216,19 +216,54 @@ func (s *Service) publish(ctx context.Context, t *tenancy.Tenant, revoked []Sess
 	if err := s.append(ctx, t, revoked, reason); err != nil {
 		return err
 	}
-	ids := make([]string, len(revoked))
-	for i, d := range revoked {
+	ids := sessionIDs(revoked)
+	if s.opts.Registry == nil { // a zero Service: no registry to lease the database from later
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+		defer cancel()
+		s.clearPending(ctx, t.ID, t.DB, ids)
+		return nil
+	}
+	// Off the request's path: the revocation is in the feed, and a mark a crash leaves only
+	// makes a sweep publish it once more, which followers take as the same revocation.
+	go func() {
+		ctx, cancel := context.WithTimeout(s.bg, publishTimeout)
+		defer cancel()
+		lease, release, err := s.opts.Registry.Acquire(ctx, t.ID, true) // the caller's ends with its request
+		if err != nil {
+			return // the sweep will see the mark
+		}
+		defer release()
+		s.clearPending(ctx, t.ID, lease.DB, ids)
+	}()
+	return nil
+}
+
+// publishInBackground is publish for work off a request's path (retries, sweeps): it clears
+// the marks before it returns, so a sweep that follows never publishes the same sessions again.
+func (s *Service) publishInBackground(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
+	if err := s.append(ctx, t, revoked, reason); err != nil {
+		return err
+	}
+	ids := sessionIDs(revoked)
+	s.clearPending(ctx, t.ID, t.DB, ids)
+	return nil
+}
+
+func sessionIDs(sessions []Session) []string {
+	ids := make([]string, len(sessions))
+	for i, d := range sessions {
 		ids[i] = d.ID
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	if _, err := t.DB.Collection(tenantdb.Sessions).UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
-		bson.D{{Key: "$unset", Value: bson.D{{Key: "revokePending", Value: ""}}}}); err != nil {
-		// The entries are in the feed; a later sweep publishes them once more, which
-		// followers take as the same revocation.
-		s.logger().Warn("clearing the pending mark of published revocations failed", "tenant", t.ID, "error", err.Error())
+	return ids
+}
+
+// clearPending unsets the revokePending mark of published sessions.
+func (s *Service) clearPending(ctx context.Context, tenant string, db *mongo.Database, ids []string) {
+	_, err := db.Collection(tenantdb.Sessions).UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "revokePending", Value: ""}}}})
+	if err != nil && ctx.Err() == nil {
+		s.logger().Warn("clearing the pending mark of published revocations failed; a sweep will publish them again", "tenant", tenant, "error", err.Error())
 	}
-	return nil
 }
 
 // append writes the feed entries of publish.
@@ -376,7 +411,7 @@ func (s *Service) sweepTenant(ctx context.Context, id string) (int, error) {
 		byReason[d.RevokeReason] = append(byReason[d.RevokeReason], d)
 	}
 	for reason, revoked := range byReason {
-		if err := s.publish(ctx, t, revoked, reason); err != nil {
+		if err := s.publishInBackground(ctx, t, revoked, reason); err != nil {
 			return 0, err
 		}
 	}
