@@ -194,7 +194,10 @@ func (s *Service) issue(ctx context.Context, t *tenancy.Tenant, d Session, u use
 		return TokenPair{}, OutcomeError, err
 	}
 	access, err := t.Tokens.IssueAt(now, tokens.Subject{UserID: d.UserID, Role: role, SessionID: d.ID, SessionEnd: d.end()})
-	if err != nil {
+	switch {
+	case errors.Is(err, tokens.ErrSessionEnded): // rotated in the session's last second
+		return TokenPair{}, OutcomeSessionNotFound, errRefreshSessionNotFound()
+	case err != nil:
 		return TokenPair{}, OutcomeError, err
 	}
 	return TokenPair{

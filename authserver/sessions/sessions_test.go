@@ -557,6 +557,24 @@ func TestExpiry(t *testing.T) {
 			t.Fatalf("list after every session expired: %+v %v, want none", n, err)
 		}
 	})
+	t.Run("last second", func(t *testing.T) {
+		// Log in at half past a second, so the session ends at half past too.
+		h.clock.SetTime(h.clock.Now().Truncate(time.Second).Add(1500 * time.Millisecond))
+		p := h.login("idle", uid, "user")
+		rt := p.RefreshToken
+		for range 6 {
+			h.clock.Step(9 * time.Minute)
+			next, err := c.Refresh(ctx, rt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt = next.RefreshToken
+		}
+		// 0.2 s before the session's end, in the same second: no token can be issued.
+		h.clock.Step(6*time.Minute - 200*time.Millisecond)
+		_, err := c.Refresh(ctx, rt)
+		wantCode(t, "refresh in the session's last second", err, 401, "SESSION_NOT_FOUND")
+	})
 }
 
 // TestRevokeAllOfUserKeepsOne: the call password change makes keeps the caller's session.

@@ -174,6 +174,10 @@ func newDocument(body []byte) Document {
 	return Document{Body: body, ETag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
 }
 
+// ErrSessionEnded is IssueAt's answer for a session that ends within the second: no token can
+// be issued for it.
+var ErrSessionEnded = errors.New("tokens: the session ends within the second; no token can be issued for it")
+
 // Issue signs an access token for sub, valid from now for the tenant's TTL, or until
 // sub.SessionEnd if that is sooner.
 func (s *Signer) Issue(sub Subject) (Issued, error) {
@@ -189,7 +193,7 @@ func (s *Signer) IssueAt(now time.Time, sub Subject) (Issued, error) {
 	exp := now.Add(s.settings.TTL)
 	if end := sub.SessionEnd.Truncate(time.Second); !sub.SessionEnd.IsZero() && end.Before(exp) {
 		if !end.After(now) {
-			return Issued{}, errors.New("tokens: the session ends within the second; no token can be issued for it")
+			return Issued{}, ErrSessionEnded
 		}
 		exp = end
 	}

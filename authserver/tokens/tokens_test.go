@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -159,8 +160,8 @@ func TestTokenNeverOutlivesItsSession(t *testing.T) {
 		}
 	}
 	sub.SessionEnd = now.Add(999 * time.Millisecond)
-	if _, err := s.IssueAt(now, sub); err == nil {
-		t.Error("a token was issued for a session ending within the second")
+	if _, err := s.IssueAt(now, sub); !errors.Is(err, tokens.ErrSessionEnded) {
+		t.Errorf("a session ending within the second: %v, want ErrSessionEnded", err)
 	}
 }
 
