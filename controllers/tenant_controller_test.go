@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -201,19 +202,22 @@ func tableRow(t *testing.T, name string) (header, row []string) {
 // kubectl runs the kubectl built with the API server, if there is one.
 func kubectl(t *testing.T, args ...string) (string, bool) {
 	t.Helper()
-	k := apiServer.Env.ControlPlane.KubeCtl()
 	path := filepath.Join(apiServer.Env.BinaryAssetsDirectory, "kubectl")
 	if _, err := os.Stat(path); err != nil {
 		t.Logf("no kubectl in %s; checked the printer columns through the Table API only", apiServer.Env.BinaryAssetsDirectory)
 		return "", false
 	}
-	k.Path = path
-	stdout, stderr, err := k.Run(args...)
-	if err != nil {
-		errOut, _ := io.ReadAll(stderr)
-		t.Fatalf("kubectl %v: %v: %s", args, err, errOut)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, apiServer.Env.KubeConfig, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	out, _ := io.ReadAll(stdout)
+	var stderr strings.Builder
+	cmd := exec.Command(path, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v: %s", args, err, stderr.String())
+	}
 	return string(out), true
 }
 

@@ -88,7 +88,7 @@ func (s *Service) Start(ctx context.Context, t *tenancy.Tenant, userID, role str
 	if err != nil {
 		return TokenPair{}, err
 	}
-	sess.AccessExpiresAt = access.Claims.ExpiresAt.Time.UTC()
+	sess.AccessExpiresAt = access.Claims.ExpiresAt.UTC()
 	if _, err := t.DB.Collection(tenantdb.Sessions).InsertOne(ctx, sess); err != nil {
 		return TokenPair{}, fmt.Errorf("sessions: creating: %w", err)
 	}

@@ -38,7 +38,7 @@ func seed(ctx context.Context, mongoURI, samples string) error {
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	for tenant, users := range demoUsers {
 		spec, err := sampleSpec(filepath.Join(samples, "tenant-"+tenant+".yaml"))
 		if err != nil {

@@ -338,7 +338,7 @@ func measureControllerSizes(ctx context.Context, bin, sizes string, rounds, work
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return nil, nil, fmt.Errorf("Tenant counts %q: want positive integers separated by commas", sizes)
+			return nil, nil, fmt.Errorf("tenant counts %q: want positive integers separated by commas", sizes)
 		}
 		ns = append(ns, n)
 	}

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -240,5 +239,3 @@ func get(url, token string, header ...string) (int, string, error) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), nil
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

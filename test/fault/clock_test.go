@@ -156,7 +156,7 @@ func TestClockSkewThroughSidecar(t *testing.T) {
 		{"token expired 40s ago", -ttl - 40*time.Second, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s.Clock.Advance(tc.skew - s.Clock.Now().Sub(time.Now()))
+			s.Clock.Advance(tc.skew - time.Until(s.Clock.Now()))
 			access := s.Login(tenant, "skewed", password, "skewed@fault.example").AccessToken
 			req, _ := http.NewRequest("GET", sc+"/orders", nil)
 			req.Header.Set("Authorization", "Bearer "+access)

@@ -263,7 +263,7 @@ func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenan
 	} else if data != nil {
 		set, err := keys.ParsePrivateSet(data[keys.SecretKeyJWKS], strings.TrimSpace(string(data[keys.SecretKeyActiveKID])))
 		if err != nil {
-			cfg.KeysErr = fmt.Errorf("Secret %s/%s: %w", s.opts.Namespace, keysSecret, err)
+			cfg.KeysErr = fmt.Errorf("signing keys Secret %s/%s: %w", s.opts.Namespace, keysSecret, err)
 		} else {
 			cfg.Keys = set
 		}
