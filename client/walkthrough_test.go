@@ -52,6 +52,7 @@ func TestTutorialWalkthrough(t *testing.T) {
 		return &pair
 	}
 	onLaptop := login(laptop)
+	s.Clock.Advance(time.Second) // the stack's clock stands still: the phone's session is newer
 	onPhone := login(phone)
 
 	// b) List sessions.
