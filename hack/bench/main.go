@@ -194,6 +194,7 @@ func run(args []string) error {
 		row("sidecar throughput", s.RPS, "rps", b.RPS, bareName, fmt.Sprintf("median of %d rounds of %s, %d connections", *rounds, *duration, *conns)),
 		row("sidecar CPU per request", s.CPUPerRequest, "µs", b.CPUPerRequest, bareName, ""),
 		row("sidecar p99 at full load", s.P99, "ms", b.P99, bareName, ""),
+		row(fmt.Sprintf("sidecar p50 at %d rps", *rate), s.FixedRateP50, "ms", b.FixedRateP50, bareName, "open loop"),
 		row(fmt.Sprintf("sidecar p99 at %d rps", *rate), s.FixedRateP99, "ms", b.FixedRateP99, bareName, "open loop"),
 		row("sidecar peak RSS", s.PeakRSSMiB, "MiB", b.PeakRSSMiB, bareName, ""),
 		row("sidecar start to ready", s.ReadyMillis, "ms", float64(bareReady.Microseconds())/1000, "bare proxy start to its first answer",
