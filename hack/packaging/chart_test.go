@@ -77,16 +77,20 @@ func TestChartDryRun(t *testing.T) {
 // TestChartValuesSchema proves values.schema.json refuses bad values before rendering.
 func TestChartValuesSchema(t *testing.T) {
 	bad := map[string][]string{
-		"unknown key":           {"--set", "authserver.replica=3"},
-		"replicas not integer":  {"--set-string", "authserver.replicas=two"},
-		"zero replicas":         {"--set", "authserver.replicas=0"},
-		"bad failure policy":    {"--set", "webhook.failurePolicy=Sometimes"},
-		"public URL with query": {"--set", "publicURL=https://auth.example.com/?x=1"},
-		"no MongoDB":            {"--set", "mongodb.existingSecret="},
-		"not a mongodb URI":     {"--set", "mongodb.uri=postgres://db"},
-		"bad pull policy":       {"--set", "image.pullPolicy=Sometimes"},
-		"extra arg not a flag":  {"--set", "controller.extraArgs[0]=verbose"},
-		"bad duration":          {"--set", "controller.recheckInterval=5 minutes"},
+		"unknown key":                    {"--set", "authserver.replica=3"},
+		"replicas not integer":           {"--set-string", "authserver.replicas=two"},
+		"zero replicas":                  {"--set", "authserver.replicas=0"},
+		"bad failure policy":             {"--set", "webhook.failurePolicy=Sometimes"},
+		"public URL with query":          {"--set", "publicURL=https://auth.example.com/?x=1"},
+		"no MongoDB":                     {"--set", "mongodb.existingSecret="},
+		"not a mongodb URI":              {"--set", "mongodb.uri=postgres://db"},
+		"bad pull policy":                {"--set", "image.pullPolicy=Sometimes"},
+		"extra arg not a flag":           {"--set", "controller.extraArgs[0]=verbose"},
+		"bad duration":                   {"--set", "controller.recheckInterval=5 minutes"},
+		"unknown rate limit":             {"--set", "authserver.rateLimits.login-everything=10/1m"},
+		"bad rate limit":                 {"--set", "authserver.rateLimits.login-ip=ten a minute"},
+		"zero-event rate limit":          {"--set", "authserver.rateLimits.login-ip=0/1m"},
+		"too many concurrent reconciles": {"--set", "controller.maxConcurrentReconciles=65"},
 	}
 	for name, args := range bad {
 		t.Run(name, func(t *testing.T) {
