@@ -23,6 +23,8 @@ DEVDB := $(BIN)/devdb
 
 GO_TEST_FLAGS ?= -count=1
 TEST_TIMEOUT  ?= 20m
+# The race detector needs cgo (gcc); without it the tests run without it.
+RACE          ?= $(shell command -v gcc >/dev/null && echo -race)
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 export AUTHMESH_DEVDB     := $(DEVDB)
@@ -42,7 +44,10 @@ dev: devdb ## Run the whole system locally: dev database, mailer, auth server, d
 .PHONY: test
 test: tools verify-generate check-sidecar-deps ## Run every test against a real kube-apiserver, MongoDB-wire server and SMTP listener.
 	go vet ./...
-	go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) $$(go list ./... | grep -v /test/e2e)
+	@[ -n "$(RACE)" ] || echo "no gcc: running the tests without the race detector"
+	go test $(RACE) -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/fault)
+	@echo "fault injection: real components through outages, timing-sensitive, so without the race detector"
+	go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./test/fault
 	@echo "end-to-end: the real binaries as processes against envtest, the dev database and SMTP"
 	go test -v -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./test/e2e
 	cd cmd/devdb && go vet ./... && go test -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
