@@ -139,11 +139,11 @@ func TestTenantBecomesReady(t *testing.T) {
 
 	// kubectl get tenants: the printer columns, through a Table request (what kubectl asks).
 	header, row := tableRow(t, name)
-	if want := []string{"Name", "Phase", "Database", "Ready", "Age"}; !slices.Equal(header, want) {
+	if want := []string{"Name", "Phase", "Database", "Ready", "Email", "Age"}; !slices.Equal(header, want) {
 		t.Errorf("columns = %v, want %v", header, want)
 	}
-	if len(row) != 5 || row[0] != name || row[1] != "Ready" || row[2] != dbName || row[3] != "True" || row[4] == "" {
-		t.Errorf("row = %q; want [%s Ready %s True <age>]", row, name, dbName)
+	if len(row) != 6 || row[0] != name || row[1] != "Ready" || row[2] != dbName || row[3] != "True" || row[4] != ReasonServerSMTP || row[5] == "" {
+		t.Errorf("row = %q; want [%s Ready %s True %s <age>]", row, name, dbName, ReasonServerSMTP)
 	}
 	// And through the real kubectl binary, when it was built.
 	if out, ok := kubectl(t, "get", "tenants", name); ok {
