@@ -20,13 +20,6 @@ const (
 	kindSetPasswordMail = "set_password"
 )
 
-func tenantName(t *tenancy.Tenant) string {
-	if t.Spec.DisplayName != "" {
-		return t.Spec.DisplayName
-	}
-	return t.ID
-}
-
 // humanDuration says 30 minutes, 1 hour, 3 days.
 func humanDuration(d time.Duration) string {
 	plural := func(n int64, unit string) string {
@@ -48,7 +41,7 @@ func clockTime(t time.Time) string { return t.UTC().Format("15:04 MST on 2 Janua
 
 // resetMessage is the mail with a forgot-password link.
 func resetMessage(t *tenancy.Tenant, u *identity.User, link string, ttl time.Duration, expires time.Time) message {
-	name := tenantName(t)
+	name := t.DisplayName()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hello %s,\n\n", u.Username)
 	fmt.Fprintf(&b, "someone asked to reset the password of your %s account. To choose a new password, open this link; it works once, for %s (until %s):\n\n%s\n\n",
@@ -60,7 +53,7 @@ func resetMessage(t *tenancy.Tenant, u *identity.User, link string, ttl time.Dur
 
 // setPasswordMessage is the mail to a tenant's bootstrap admin.
 func setPasswordMessage(t *tenancy.Tenant, u *identity.User, link string, ttl time.Duration, expires time.Time) message {
-	name := tenantName(t)
+	name := t.DisplayName()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hello,\n\nan administrator account was created for you in %s. Your username is %s.\n\n", name, u.Username)
 	fmt.Fprintf(&b, "To set its password, open this link; it works once, for %s (until %s):\n\n%s\n\n", humanDuration(ttl), clockTime(expires), link)

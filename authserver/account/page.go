@@ -118,16 +118,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 </html>
 `))
 
-// writePage writes a small HTML page that no one may frame, cache or follow with a Referer
-// (the URL carries a token), as identity's unlock page does.
+// writePage writes one of the package's pages (httpapi.WritePage: no framing, caching or Referer).
 func writePage(w http.ResponseWriter, status int, p page) error {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	w.WriteHeader(status)
-	return pageTemplate.Execute(w, p)
+	return httpapi.WritePage(w, status, pageTemplate, p)
 }

@@ -3,8 +3,6 @@ package identity_test
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/authmesh/authmesh/authserver/identity"
 	"github.com/authmesh/authmesh/authserver/password"
+	"github.com/authmesh/authmesh/internal/testenv/heapwatch"
 )
 
 // BenchmarkLogin100Parallel logs 100 users in at once over real HTTP (OTP off, so each login
@@ -39,7 +38,7 @@ func BenchmarkLogin100Parallel(b *testing.B) {
 		latencies []time.Duration
 		failures  atomic.Int64
 	)
-	peak := watchHeap(b)
+	peak := heapwatch.Start(b)
 	for b.Loop() {
 		var wg sync.WaitGroup
 		for i := range users {
@@ -70,31 +69,4 @@ func BenchmarkLogin100Parallel(b *testing.B) {
 	b.ReportMetric(float64(latencies[len(latencies)*95/100].Milliseconds()), "p95-ms/login")
 	b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(h.svc.Hasher().MaxConcurrent()), "hash-slots")
-}
-
-// watchHeap samples the live heap every millisecond until the benchmark ends and returns a
-// function giving the peak.
-func watchHeap(b *testing.B) func() uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	done, stopped := make(chan struct{}), make(chan struct{})
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	go func() {
-		defer close(stopped)
-		for {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { close(done); <-stopped }) }
-	b.Cleanup(stop)
-	return func() uint64 { stop(); return peak.Load() }
 }

@@ -13,13 +13,6 @@ type message struct {
 	kind, subject, text string
 }
 
-func tenantName(t *tenancy.Tenant) string {
-	if t.Spec.DisplayName != "" {
-		return t.Spec.DisplayName
-	}
-	return t.ID
-}
-
 // humanDuration says 5 minutes, 1 minute, 90 seconds, 15 minutes, 2 hours.
 func humanDuration(d time.Duration) string {
 	plural := func(n int64, unit string) string {
@@ -41,7 +34,7 @@ func clockTime(t time.Time) string { return t.UTC().Format("15:04 MST on 2 Janua
 
 // codeMessage is the mail with a login code.
 func codeMessage(t *tenancy.Tenant, u *User, code string, ttl time.Duration, expires time.Time) message {
-	name := tenantName(t)
+	name := t.DisplayName()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hello %s,\n\n", u.Username)
 	fmt.Fprintf(&b, "your code to finish logging in to %s is:\n\n    %s\n\n", name, code)
@@ -52,7 +45,7 @@ func codeMessage(t *tenancy.Tenant, u *User, code string, ttl time.Duration, exp
 
 // unlockMessage is the mail with an unlock link.
 func unlockMessage(t *tenancy.Tenant, u *User, link string, failures int32, until, now time.Time) message {
-	name := tenantName(t)
+	name := t.DisplayName()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hello %s,\n\n", u.Username)
 	fmt.Fprintf(&b, "your %s account was locked after %d failed login attempts.\n\n", name, failures)

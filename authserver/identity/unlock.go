@@ -19,9 +19,9 @@ func (s *Service) unlockGet(w http.ResponseWriter, r *http.Request) error {
 		return s.unlockJSON(w, r, token)
 	}
 	if _, ok := ParseAccountToken(strings.TrimSpace(token)); !ok {
-		return writePage(w, r, http.StatusBadRequest, page{Title: "Invalid link", Text: errInvalidUnlockToken().Message})
+		return writePage(w, http.StatusBadRequest, page{Title: "Invalid link", Text: errInvalidUnlockToken().Message})
 	}
-	return writePage(w, r, http.StatusOK, page{
+	return writePage(w, http.StatusOK, page{
 		Title: "Unlock your account",
 		Text:  "Your account was locked after too many failed login attempts. Unlock it now?",
 		Token: token,
@@ -39,18 +39,18 @@ func (s *Service) unlockPost(w http.ResponseWriter, r *http.Request) error {
 		return s.unlockJSON(w, r, in.Token)
 	}
 	if err := r.ParseForm(); err != nil {
-		return writePage(w, r, http.StatusBadRequest, page{Title: "Invalid request", Text: "The form could not be read."})
+		return writePage(w, http.StatusBadRequest, page{Title: "Invalid request", Text: "The form could not be read."})
 	}
 	err := s.unlock(r.Context(), r.PostForm.Get("token"))
 	var he *httpapi.Error
 	switch {
 	case err == nil:
-		return writePage(w, r, http.StatusOK, page{Title: "Account unlocked", Text: "Your account is unlocked. You can log in again."})
+		return writePage(w, http.StatusOK, page{Title: "Account unlocked", Text: "Your account is unlocked. You can log in again."})
 	case errors.As(err, &he) && he.Status < 500:
 		for k, vs := range he.Header {
 			w.Header()[k] = vs
 		}
-		return writePage(w, r, he.Status, page{Title: "Not unlocked", Text: he.Message})
+		return writePage(w, he.Status, page{Title: "Not unlocked", Text: he.Message})
 	}
 	return err
 }
@@ -116,16 +116,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 </html>
 `))
 
-// writePage writes a small HTML page that no one may frame, cache or follow with a Referer
-// (the URL may carry a token).
-func writePage(w http.ResponseWriter, _ *http.Request, status int, p page) error {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	w.WriteHeader(status)
-	return pageTemplate.Execute(w, p)
+// writePage writes one of the package's pages (httpapi.WritePage: no framing, caching or Referer).
+func writePage(w http.ResponseWriter, status int, p page) error {
+	return httpapi.WritePage(w, status, pageTemplate, p)
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/authmesh/authmesh/internal/testenv/heapwatch"
 )
 
 // cheap are parameters below the minimum, for tests of rehashing only.
@@ -141,7 +141,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkVerify100Parallel(b *testing.B) {
 	h, _ := NewHasher(DefaultParams, 0)
 	enc, _ := Hash("correct horse battery", DefaultParams)
-	peak := watchHeap(b)
+	peak := heapwatch.Start(b)
 	var latency atomic.Int64
 	for b.Loop() {
 		var wg sync.WaitGroup
@@ -159,34 +159,6 @@ func BenchmarkVerify100Parallel(b *testing.B) {
 	b.ReportMetric(float64(latency.Load())/float64(b.N*100)/1e6, "ms/login")
 	b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(h.MaxConcurrent()), "slots")
-}
-
-// watchHeap samples the live heap every millisecond until the benchmark ends and returns a
-// function giving the peak.
-func watchHeap(b *testing.B) func() uint64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	go func() {
-		defer close(stopped)
-		for {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { close(done); <-stopped }) }
-	b.Cleanup(stop)
-	return func() uint64 { stop(); return peak.Load() }
 }
 
 func ExampleHasher() {

@@ -210,25 +210,41 @@ const publishTimeout = 10 * time.Second
 
 // publish appends revocations of the sessions to the tenant's revocations collection, with
 // seq numbers from the tenant's counter, wakes this replica's feed at once, and clears the
-// sessions' revokePending mark. Sessions whose last access token has expired (beyond the
-// clock-skew leeway) need no entry.
+// sessions' revokePending mark off the request's path (inline on a zero Service, which has no
+// registry to lease the database from). Sessions whose last access token has expired
+// (beyond the clock-skew leeway) need no entry.
 func (s *Service) publish(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
+	return s.publishAndClear(ctx, t, revoked, reason, s.opts.Registry == nil)
+}
+
+// publishInBackground is publish for work off a request's path (retries, sweeps): it clears
+// the marks before it returns, so a sweep that follows never publishes the same sessions again.
+func (s *Service) publishInBackground(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
+	return s.publishAndClear(ctx, t, revoked, reason, true)
+}
+
+// publishAndClear appends the entries, then clears the sessions' revokePending marks: before
+// it returns when inline, else in the background with a database lease of its own (the
+// caller's ends with its request). A mark a crash leaves only makes a sweep publish the
+// sessions once more, which followers take as the same revocation.
+func (s *Service) publishAndClear(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string, inline bool) error {
 	if err := s.append(ctx, t, revoked, reason); err != nil {
 		return err
 	}
-	ids := sessionIDs(revoked)
-	if s.opts.Registry == nil { // a zero Service: no registry to lease the database from later
+	ids := make([]string, len(revoked))
+	for i, d := range revoked {
+		ids[i] = d.ID
+	}
+	if inline {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 		defer cancel()
 		s.clearPending(ctx, t.ID, t.DB, ids)
 		return nil
 	}
-	// Off the request's path: the revocation is in the feed, and a mark a crash leaves only
-	// makes a sweep publish it once more, which followers take as the same revocation.
 	go func() {
 		ctx, cancel := context.WithTimeout(s.bg, publishTimeout)
 		defer cancel()
-		lease, release, err := s.opts.Registry.Acquire(ctx, t.ID, true) // the caller's ends with its request
+		lease, release, err := s.opts.Registry.Acquire(ctx, t.ID, true)
 		if err != nil {
 			return // the sweep will see the mark
 		}
@@ -236,25 +252,6 @@ func (s *Service) publish(ctx context.Context, t *tenancy.Tenant, revoked []Sess
 		s.clearPending(ctx, t.ID, lease.DB, ids)
 	}()
 	return nil
-}
-
-// publishInBackground is publish for work off a request's path (retries, sweeps): it clears
-// the marks before it returns, so a sweep that follows never publishes the same sessions again.
-func (s *Service) publishInBackground(ctx context.Context, t *tenancy.Tenant, revoked []Session, reason string) error {
-	if err := s.append(ctx, t, revoked, reason); err != nil {
-		return err
-	}
-	ids := sessionIDs(revoked)
-	s.clearPending(ctx, t.ID, t.DB, ids)
-	return nil
-}
-
-func sessionIDs(sessions []Session) []string {
-	ids := make([]string, len(sessions))
-	for i, d := range sessions {
-		ids[i] = d.ID
-	}
-	return ids
 }
 
 // clearPending unsets the revokePending mark of published sessions.

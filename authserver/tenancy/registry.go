@@ -44,6 +44,14 @@ type Tenant struct {
 	DB *mongo.Database
 }
 
+// DisplayName is how mail and pages name the tenant: spec.displayName, else its id.
+func (t *Tenant) DisplayName() string {
+	if t.Spec.DisplayName != "" {
+		return t.Spec.DisplayName
+	}
+	return t.ID
+}
+
 // MailSender returns the tenant's own Sender, or fallback (the auth server's) when it has none.
 func (t *Tenant) MailSender(fallback mail.Sender) mail.Sender {
 	if t.Mailer != nil {

@@ -247,17 +247,20 @@ func tenantSource(cfg authserver.Config, logger *slog.Logger) (tenancy.Source, e
 			Logger:       logger,
 		})
 	}
-	var restConfig *rest.Config
-	var err error
-	if cfg.Kubeconfig != "" {
-		restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	} else {
-		restConfig, err = ctrlconfig.GetConfig()
-	}
+	restConfig, err := kubeConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
 	return kube.NewSource(kube.Options{Config: restConfig, Namespace: cfg.Namespace, Logger: logger})
+}
+
+// kubeConfig reaches the Kubernetes API through -kubeconfig, else the in-cluster (or default)
+// configuration.
+func kubeConfig(cfg authserver.Config) (*rest.Config, error) {
+	if cfg.Kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	}
+	return ctrlconfig.GetConfig()
 }
 
 // internalAuthenticator builds the internal API's authenticator for cfg.Sessions.InternalAuth.
@@ -265,13 +268,7 @@ func internalAuthenticator(cfg authserver.Config) (internalauth.Authenticator, e
 	if cfg.Sessions.InternalAuth != authserver.InternalAuthTokenReview {
 		return internalauth.None{}, nil
 	}
-	var restConfig *rest.Config
-	var err error
-	if cfg.Kubeconfig != "" {
-		restConfig, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	} else {
-		restConfig, err = ctrlconfig.GetConfig()
-	}
+	restConfig, err := kubeConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client configuration (internal-auth tokenreview): %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -219,45 +220,22 @@ func runFloor(ctx context.Context, n, workers int) (controllerRun, error) {
 		return err
 	}
 	began := time.Now()
-	err = forEach(names, workers, func(name string) error {
-		if err := timed(&res.api, apiWrites, name); err != nil {
-			return err
-		}
-		return timed(&res.db, dbWrites, name)
-	})
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for _, name := range names {
+		g.Go(func() error {
+			if err := timed(&res.api, apiWrites, name); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if err := timed(&res.db, dbWrites, name); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
 	res.total = time.Since(began)
 	return res, err
-}
-
-// forEach calls f for every name, workers at a time, and returns the first error.
-func forEach(names []string, workers int, f func(string) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	work := make(chan string)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range work {
-				if err := f(name); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = fmt.Errorf("%s: %w", name, err)
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, name := range names {
-		work <- name
-	}
-	close(work)
-	wg.Wait()
-	return first
 }
 
 // measureControllers runs, per size, the floor and the controller interleaved (floor,

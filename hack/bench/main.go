@@ -454,13 +454,19 @@ func cpuSeconds(pid int) float64 {
 }
 
 // peakRSS is the process's high-water resident set, in MiB.
-func peakRSS(pid int) float64 {
+func peakRSS(pid int) float64 { return procStatusMiB(pid, "VmHWM:") }
+
+// currentRSS is a process's resident set now, in MiB.
+func currentRSS(pid int) float64 { return procStatusMiB(pid, "VmRSS:") }
+
+// procStatusMiB reads one kB field of /proc/<pid>/status, in MiB (0 when unreadable).
+func procStatusMiB(pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
 			return kb / 1024
 		}

@@ -120,21 +120,6 @@ func soak(args []string) error {
 	return os.WriteFile(*out, data, 0o644)
 }
 
-// currentRSS is a process's resident set now, in MiB.
-func currentRSS(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
 // scrapeGauge reads one unlabelled gauge from a Prometheus text exposition.
 func scrapeGauge(url, name string) int {
 	resp, err := http.Get(url)

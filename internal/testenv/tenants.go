@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -20,42 +21,17 @@ import (
 // CreateTenants creates newTenant(name) for every name, workers at a time, as a platform team
 // applying many manifests at once would.
 func CreateTenants(ctx context.Context, c client.Client, names []string, workers int, newTenant func(name string) *authmeshv1alpha1.Tenant) error {
-	work := make(chan string)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range work {
-				if err := c.Create(ctx, newTenant(name)); err != nil {
-					errs <- fmt.Errorf("creating Tenant %s: %w", name, err)
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
 	for _, name := range names {
-		select {
-		case work <- name:
-		case err = <-errs:
-			break feed
-		}
+		g.Go(func() error {
+			if err := c.Create(ctx, newTenant(name)); err != nil {
+				return fmt.Errorf("creating Tenant %s: %w", name, err)
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	return errors.Join(append([]error{err}, drain(errs)...)...)
-}
-
-func drain(errs <-chan error) []error {
-	var out []error
-	for err := range errs {
-		out = append(out, err)
-	}
-	return out
+	return g.Wait()
 }
 
 // TenantReady reports whether a Tenant's current generation is Ready: phase Ready, condition

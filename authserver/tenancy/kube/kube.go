@@ -81,12 +81,11 @@ type Source struct {
 	opts   Options
 	scheme *runtime.Scheme
 
-	// smtpRefs is which SMTP Secret each tenant names, so a change of that Secret reports
-	// the tenants that use it. Read by the Secret watch, written by report. smtpLast is what
-	// reading it last gave, kept through a failed read of the API server.
-	smtpMu   sync.Mutex
-	smtpRefs map[string]string // tenant -> Secret name
-	smtpLast map[string]smtpResult
+	// smtp is, per tenant that names an SMTP Secret, that Secret and what reading it last
+	// gave (kept through a failed read of the API server); the Secret watch finds the tenants
+	// to report in it. Written by report.
+	smtpMu sync.Mutex
+	smtp   map[string]smtpResult
 }
 
 // smtpResult is what a tenant's SMTP Secret read as.
@@ -114,7 +113,7 @@ func NewSource(opts Options) (*Source, error) {
 	if err := authmeshv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	return &Source{opts: opts, scheme: scheme, smtpRefs: map[string]string{}, smtpLast: map[string]smtpResult{}}, nil
+	return &Source{opts: opts, scheme: scheme, smtp: map[string]smtpResult{}}, nil
 }
 
 // Run implements tenancy.Source.
@@ -222,7 +221,7 @@ func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenan
 	var t authmeshv1alpha1.Tenant
 	if err := c.Get(ctx, types.NamespacedName{Name: name}, &t); err != nil {
 		if apierrors.IsNotFound(err) {
-			s.setSMTPRef(name, "")
+			s.forgetSMTP(name)
 			sink.Delete(name)
 		} else {
 			log.Error("reading Tenant from the cache", "error", err.Error())
@@ -230,7 +229,7 @@ func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenan
 		return false
 	}
 	if !t.DeletionTimestamp.IsZero() {
-		s.setSMTPRef(name, "")
+		s.forgetSMTP(name)
 		sink.Delete(name)
 		return false
 	}
@@ -268,25 +267,22 @@ func (s *Source) report(ctx context.Context, c, direct client.Reader, sink tenan
 			cfg.Keys = set
 		}
 	}
-	ref := spec.Email.SMTPSecretRef.Name
-	s.setSMTPRef(name, ref)
-	if ref != "" {
+	if ref := spec.Email.SMTPSecretRef.Name; ref == "" {
+		s.forgetSMTP(name)
+	} else {
 		res, transient := s.smtpServer(ctx, direct, ref)
 		if transient {
-			// Keep what the Secret read as last time rather than fail the tenant's mail for an
-			// API server blip, and try again soon.
 			log.Warn("reading the SMTP Secret failed; retrying", "secret", ref, "error", res.err.Error())
-			s.smtpMu.Lock()
-			if last, ok := s.smtpLast[name]; ok && last.secret == ref {
-				res = last
-			}
-			s.smtpMu.Unlock()
 			retry = true
-		} else {
-			s.smtpMu.Lock()
-			s.smtpLast[name] = res
-			s.smtpMu.Unlock()
 		}
+		s.smtpMu.Lock()
+		if last, ok := s.smtp[name]; transient && ok && last.secret == ref {
+			// Keep what the Secret read as last time rather than fail the tenant's mail for
+			// an API server blip, and try again soon.
+			res = last
+		}
+		s.smtp[name] = res
+		s.smtpMu.Unlock()
 		cfg.SMTP, cfg.SMTPErr = res.cfg, res.err
 	}
 	sink.Upsert(cfg)
@@ -316,15 +312,10 @@ func (s *Source) smtpServer(ctx context.Context, direct client.Reader, secret st
 	return res, false
 }
 
-func (s *Source) setSMTPRef(tenant, secret string) {
+func (s *Source) forgetSMTP(tenant string) {
 	s.smtpMu.Lock()
 	defer s.smtpMu.Unlock()
-	if secret == "" {
-		delete(s.smtpRefs, tenant)
-		delete(s.smtpLast, tenant)
-	} else {
-		s.smtpRefs[tenant] = secret
-	}
+	delete(s.smtp, tenant)
 }
 
 // tenantsUsingSMTP returns the tenants that name secret as their SMTP server.
@@ -332,8 +323,8 @@ func (s *Source) tenantsUsingSMTP(secret string) []string {
 	s.smtpMu.Lock()
 	defer s.smtpMu.Unlock()
 	var out []string
-	for tenant, ref := range s.smtpRefs {
-		if ref == secret {
+	for tenant, r := range s.smtp {
+		if r.secret == secret {
 			out = append(out, tenant)
 		}
 	}
