@@ -132,11 +132,16 @@ func (r *RemoteKeys) Run(ctx context.Context) {
 // refresh fetches the set. Within MinFetchInterval of the last fetch it instead waits for the
 // next allowed fetch, which all callers in the meantime share; force skips the limit. So a
 // flood of unknown kids causes one fetch per interval and is itself slowed to that pace,
-// while a token of a freshly rotated key waits at most one interval and passes.
+// while a token of a freshly rotated key waits at most one interval and passes. A caller that
+// finds a fetch under way waits for it. Checking the limit and claiming the fetch happen under
+// one lock, so callers that all saw an old lastTry cannot each start a fetch.
 func (r *RemoteKeys) refresh(ctx context.Context, force bool) error {
 	r.mu.Lock()
-	if since := time.Since(r.lastTry); !force && r.inflight == nil && since < r.cfg.MinFetchInterval {
-		// Too soon for another fetch: wait for the next one allowed.
+	if wait := r.inflight; wait != nil {
+		r.mu.Unlock()
+		return r.await(ctx, wait)
+	}
+	if since := time.Since(r.lastTry); !force && since < r.cfg.MinFetchInterval {
 		next := r.scheduled
 		if next == nil {
 			next = make(chan struct{})
@@ -144,42 +149,7 @@ func (r *RemoteKeys) refresh(ctx context.Context, force bool) error {
 			go r.fetchLater(r.cfg.MinFetchInterval-since, next)
 		}
 		r.mu.Unlock()
-		select {
-		case <-next:
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return r.lastError
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	r.mu.Unlock()
-	return r.fetchNow(ctx)
-}
-
-// fetchLater fetches after delay and then closes done.
-func (r *RemoteKeys) fetchLater(delay time.Duration, done chan struct{}) {
-	time.Sleep(delay)
-	_ = r.refresh(context.Background(), true)
-	r.mu.Lock()
-	r.scheduled = nil
-	close(done)
-	r.mu.Unlock()
-}
-
-// fetchNow fetches unless a fetch is under way, in which case it waits for that one.
-func (r *RemoteKeys) fetchNow(ctx context.Context) error {
-	r.mu.Lock()
-	if wait := r.inflight; wait != nil {
-		r.mu.Unlock()
-		select {
-		case <-wait:
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return r.lastError
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return r.await(ctx, next)
 	}
 	r.lastTry = time.Now()
 	done := make(chan struct{})
@@ -197,6 +167,28 @@ func (r *RemoteKeys) fetchNow(ctx context.Context) error {
 	close(done)
 	r.mu.Unlock()
 	return err
+}
+
+// await waits for a shared fetch to end and returns its error, or ctx's.
+func (r *RemoteKeys) await(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.lastError
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fetchLater fetches after delay and then closes done.
+func (r *RemoteKeys) fetchLater(delay time.Duration, done chan struct{}) {
+	time.Sleep(delay)
+	_ = r.refresh(context.Background(), true)
+	r.mu.Lock()
+	r.scheduled = nil
+	close(done)
+	r.mu.Unlock()
 }
 
 func (r *RemoteKeys) fetch(ctx context.Context) error {
