@@ -31,6 +31,7 @@ import (
 	authmeshv1alpha1 "github.com/authmesh/authmesh/api/v1alpha1"
 	"github.com/authmesh/authmesh/internal/keys"
 	"github.com/authmesh/authmesh/internal/tenantdb"
+	"github.com/authmesh/authmesh/internal/testenv"
 )
 
 // TestTenantBecomesReady applies a Tenant with only defaults and checks everything the
@@ -227,17 +228,11 @@ func TestDatabaseNameCannotChangeOnceProvisioned(t *testing.T) {
 	name := uniqueName("frozen")
 	createTenant(t, newTenant(name))
 	waitReady(t, name)
-	tn := getTenant(t, name)
-
-	moved := tn.DeepCopy()
-	moved.Spec.Database.Name = "elsewhere"
-	err := apiServer.Client.Update(t.Context(), moved)
+	err := updateTenant(name, func(tn *authmeshv1alpha1.Tenant) { tn.Spec.Database.Name = "elsewhere" })
 	if err == nil || !strings.Contains(err.Error(), "spec.database.name cannot change once the database is provisioned") {
 		t.Fatalf("moving the database: err = %v; want it refused with the CEL message", err)
 	}
-	same := tn.DeepCopy()
-	same.Spec.Database.Name = "authmesh_" + name
-	if err := apiServer.Client.Update(t.Context(), same); err != nil {
+	if err := updateTenant(name, func(tn *authmeshv1alpha1.Tenant) { tn.Spec.Database.Name = "authmesh_" + name }); err != nil {
 		t.Fatalf("naming the provisioned database explicitly: %v", err)
 	}
 }
@@ -341,9 +336,9 @@ func TestRotateKeysAnnotationRotatesAtOnce(t *testing.T) {
 	})
 
 	// Changing the algorithm replaces the active key with one of the new algorithm.
-	tn := getTenant(t, name)
-	tn.Spec.Tokens.SigningAlgorithm = authmeshv1alpha1.SigningAlgorithmES256
-	if err := apiServer.Client.Update(t.Context(), tn); err != nil {
+	if err := updateTenant(name, func(tn *authmeshv1alpha1.Tenant) {
+		tn.Spec.Tokens.SigningAlgorithm = authmeshv1alpha1.SigningAlgorithmES256
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitKeys(t, name, "an ES256 key active", func(set *keys.PrivateSet) error {
@@ -351,6 +346,15 @@ func TestRotateKeysAnnotationRotatesAtOnce(t *testing.T) {
 			return fmt.Errorf("active %s (%s), kids %v", set.ActiveKID, set.Active().Algorithm, kids(set))
 		}
 		return nil
+	})
+}
+
+// updateTenant applies change to the current Tenant and writes it, reading it again when the
+// controller's own writes got there first.
+func updateTenant(name string, change func(*authmeshv1alpha1.Tenant)) error {
+	return testenv.UpdateTenant(context.Background(), apiServer.Client, name, func(tn *authmeshv1alpha1.Tenant) error {
+		change(tn)
+		return apiServer.Client.Update(context.Background(), tn)
 	})
 }
 
@@ -546,8 +550,7 @@ func TestSuspendedTenantStaysProvisioned(t *testing.T) {
 		t.Error("a suspended Tenant is not fully provisioned")
 	}
 
-	tn.Spec.Suspended = false
-	if err := apiServer.Client.Update(t.Context(), tn); err != nil {
+	if err := updateTenant(name, func(tn *authmeshv1alpha1.Tenant) { tn.Spec.Suspended = false }); err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, name)

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,6 +33,19 @@ func CreateTenants(ctx context.Context, c client.Client, names []string, workers
 		})
 	}
 	return g.Wait()
+}
+
+// UpdateTenant reads Tenant name and hands it to change, which edits it and writes it back (to
+// the object or its status) and returns the write's error. On a conflict, most often with
+// the controller's own status writes, it reads the Tenant again and retries.
+func UpdateTenant(ctx context.Context, c client.Client, name string, change func(*authmeshv1alpha1.Tenant) error) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var tn authmeshv1alpha1.Tenant
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, &tn); err != nil {
+			return err
+		}
+		return change(&tn)
+	})
 }
 
 // TenantReady reports whether a Tenant's current generation is Ready: phase Ready, condition

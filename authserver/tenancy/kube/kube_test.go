@@ -18,7 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -175,18 +174,8 @@ func setPhase(t *testing.T, name string, phase authmeshv1alpha1.TenantPhase) {
 // update applies change to the current Tenant, retrying on conflicts.
 func update(t *testing.T, name string, change func(*authmeshv1alpha1.Tenant) error) {
 	t.Helper()
-	for {
-		var tn authmeshv1alpha1.Tenant
-		if err := apiServer.Client.Get(t.Context(), client.ObjectKey{Name: name}, &tn); err != nil {
-			t.Fatal(err)
-		}
-		err := change(&tn)
-		if err == nil {
-			return
-		}
-		if !apierrors.IsConflict(err) {
-			t.Fatal(err)
-		}
+	if err := testenv.UpdateTenant(t.Context(), apiServer.Client, name, change); err != nil {
+		t.Fatal(err)
 	}
 }
 
