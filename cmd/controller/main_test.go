@@ -78,9 +78,11 @@ func TestRunServesProbesMetricsAndReconciles(t *testing.T) {
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	var runErr error
+	finished := make(chan struct{})
 	go func() {
-		done <- run(runCtx, []string{
+		defer close(finished)
+		runErr = run(runCtx, []string{
 			"-kubeconfig", kubeconfigPath,
 			"-namespace", ns,
 			"-auth-server-url", "https://auth.example.test",
@@ -93,11 +95,17 @@ func TestRunServesProbesMetricsAndReconciles(t *testing.T) {
 		})
 	}()
 	defer func() {
+		endedEarly := false // then its error is reported where it was seen
+		select {
+		case <-finished:
+			endedEarly = true
+		default:
+		}
 		stop()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v after its context ended; want nil", err)
+		case <-finished:
+			if runErr != nil && !endedEarly {
+				t.Errorf("run returned %v after its context ended; want nil", runErr)
 			}
 		case <-time.After(30 * time.Second):
 			t.Error("run did not return within 30s of its context ending")
@@ -106,8 +114,8 @@ func TestRunServesProbesMetricsAndReconciles(t *testing.T) {
 
 	poll(t, "/readyz answers 200", func() error {
 		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v", err)
+		case <-finished:
+			t.Fatalf("run returned early: %v", runErr)
 		default:
 		}
 		_, err := get("http://" + probeAddr + "/readyz")

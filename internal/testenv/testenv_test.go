@@ -60,6 +60,7 @@ func TestTenantRoundTripsThroughAPIServer(t *testing.T) {
 	if err := apiServer.Client.Create(ctx, in); err != nil {
 		t.Fatalf("creating a Tenant: %v", err)
 	}
+	t.Cleanup(func() { _ = apiServer.Client.Delete(context.Background(), in) })
 	got := &authmeshv1alpha1.Tenant{}
 	if err := apiServer.Client.Get(ctx, client.ObjectKey{Name: "roundtrip"}, got); err != nil {
 		t.Fatalf("reading it back: %v", err)
@@ -182,13 +183,15 @@ func TestConcurrentIncrementsAreNotLost(t *testing.T) {
 }
 
 func TestSMTPListenerCapturesMail(t *testing.T) {
-	body := "To: alice@example.com\r\nSubject: Your code\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour login code is 123456.\r\n"
-	if err := smtp.SendMail(mailer.Addr, nil, "no-reply@example.com", []string{"alice@example.com"}, []byte(body)); err != nil {
+	// A recipient of this run only, so that -count=N does not find earlier runs' mail.
+	to := fmt.Sprintf("alice.%d@example.com", time.Now().UnixNano())
+	body := "To: " + to + "\r\nSubject: Your code\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour login code is 123456.\r\n"
+	if err := smtp.SendMail(mailer.Addr, nil, "no-reply@example.com", []string{to}, []byte(body)); err != nil {
 		t.Fatalf("sending: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	msg, err := mailer.WaitFor(ctx, "ALICE@example.com", 0)
+	msg, err := mailer.WaitFor(ctx, strings.ToUpper(to), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +200,7 @@ func TestSMTPListenerCapturesMail(t *testing.T) {
 	}
 	short, cancelShort := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancelShort()
-	if _, err := mailer.WaitFor(short, "alice@example.com", 1); err == nil {
+	if _, err := mailer.WaitFor(short, to, 1); err == nil {
 		t.Fatal("WaitFor found a second message that was never sent")
 	}
 }
