@@ -139,7 +139,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # make build stamps the version through GOFLAGS (one -X: GOFLAGS values cannot hold spaces).
 build: export GOFLAGS += -ldflags=-X=github.com/authmesh/authmesh/internal/version.Version=$(VERSION)
 
-# Images: one per binary, plus the kind demo's dev database, demo app and mailer (build/<name>/Dockerfile).
+# Images: one per binary, plus the kind demo's dev database, demo app and mailer: the targets of build/Dockerfile.
 IMAGE_REGISTRY ?= authmesh
 IMAGE_TAG      ?= dev
 IMAGE_NAMES    := controller authserver sidecar devdb demoapp devmail
@@ -151,7 +151,7 @@ tools: $(HELM) $(KUSTOMIZE)
 images: ## Build every image with Docker (IMAGE_REGISTRY/<name>:IMAGE_TAG, default authmesh/<name>:dev).
 	@command -v docker >/dev/null || { echo "images: no docker on this machine; build the images where Docker runs"; exit 1; }
 	for name in $(IMAGE_NAMES); do \
-	  docker build -f build/$$name/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+	  docker build -f build/Dockerfile --target $$name --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
 	    -t $(IMAGE_REGISTRY)/$$name:$(IMAGE_TAG) . ; \
 	done
 

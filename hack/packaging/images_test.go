@@ -26,67 +26,171 @@ func imageNames(t *testing.T) []string {
 	return strings.Fields(string(m[1]))
 }
 
-var ldflagsPattern = regexp.MustCompile(`-ldflags "([^"]+)"`)
+// dockerStage is one stage of a Dockerfile: its base, its name and its instructions, with
+// continuation lines joined.
+type dockerStage struct {
+	from, name string
+	lines      []string
+}
 
-// TestDockerfiles checks each image's Dockerfile without Docker (these machines have none):
-// one per name make images builds, a static (CGO off) binary on distroless/static or scratch,
-// run as a non-root user, and version stamping that works: the binary built with the
-// Dockerfile's own -ldflags prints the stamped version for -version.
-func TestDockerfiles(t *testing.T) {
-	names := imageNames(t)
-	dirs, _ := filepath.Glob(filepath.Join(root, "build", "*", "Dockerfile"))
-	var found []string
-	for _, d := range dirs {
-		found = append(found, filepath.Base(filepath.Dir(d)))
+// instruction returns the arguments of the stage's first instruction named op whose arguments
+// start with prefix, and whether there is one.
+func (s dockerStage) instruction(op, prefix string) (string, bool) {
+	for _, l := range s.lines {
+		if args, ok := strings.CutPrefix(l, op+" "); ok && strings.HasPrefix(args, prefix) {
+			return args, true
+		}
 	}
-	slices.Sort(found)
-	want := slices.Sorted(slices.Values(names))
-	if !slices.Equal(found, want) {
-		t.Fatalf("build/*/Dockerfile for %v; IMAGE_NAMES in the Makefile is %v", found, want)
+	return "", false
+}
+
+// parseDockerfile splits a Dockerfile into its stages, by name.
+func parseDockerfile(t *testing.T, df string) map[string]dockerStage {
+	t.Helper()
+	stages := map[string]dockerStage{}
+	var cur *dockerStage
+	flush := func() {
+		if cur != nil {
+			stages[cur.name] = *cur
+		}
 	}
+	joined := strings.ReplaceAll(df, "\\\n", " ")
+	for _, line := range strings.Split(joined, "\n") {
+		line = strings.Join(strings.Fields(line), " ")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if args, ok := strings.CutPrefix(line, "FROM "); ok {
+			flush()
+			f := strings.Fields(args)
+			if len(f) > 0 && strings.HasPrefix(f[0], "--platform=") {
+				f = f[1:]
+			}
+			if len(f) != 3 || !strings.EqualFold(f[1], "AS") {
+				t.Fatalf("FROM %s: want every stage named (FROM <image> AS <name>)", args)
+			}
+			cur = &dockerStage{from: f[0], name: f[2]}
+			continue
+		}
+		if cur != nil {
+			cur.lines = append(cur.lines, line)
+		}
+	}
+	flush()
+	return stages
+}
+
+// shellWords splits a command line into words, honouring double quotes (all the Dockerfile's
+// build commands use).
+func shellWords(line string) []string {
+	var words []string
+	var word strings.Builder
+	inWord, quoted := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+			}
+			inWord = false
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words
+}
+
+var numericNonRootUser = regexp.MustCompile(`^[1-9][0-9]*(:[1-9][0-9]*)?$`)
+
+// TestDockerfile checks build/Dockerfile without Docker (these machines have none): a target
+// for every name make images builds, each a static (CGO off) binary on distroless/static or
+// scratch, run as a non-root user; and the build stage's own go build command, run here,
+// makes that binary and stamps the version it prints for -version.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "build", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if others, _ := filepath.Glob(filepath.Join(root, "build", "*", "Dockerfile")); len(others) > 0 {
+		t.Errorf("%v: the images are targets of build/Dockerfile; make images does not build these", others)
+	}
+	stages := parseDockerfile(t, string(data))
 	dir := t.TempDir()
-	for _, name := range names {
+	built := map[string]bool{} // build stages whose command has run
+	for _, name := range imageNames(t) {
 		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(root, "build", name, "Dockerfile"))
-			if err != nil {
-				t.Fatal(err)
+			final, ok := stages[name]
+			if !ok {
+				t.Fatalf("no target %q in build/Dockerfile (make images builds it)", name)
 			}
-			df := string(data)
-			stages := strings.Split(df, "\nFROM ")
-			final := stages[len(stages)-1]
-			if !strings.HasPrefix(final, "gcr.io/distroless/static") && !strings.HasPrefix(final, "scratch") {
-				t.Errorf("the final stage is FROM %s; want distroless/static or scratch", strings.SplitN(final, "\n", 2)[0])
+			if !strings.HasPrefix(final.from, "gcr.io/distroless/static") && final.from != "scratch" {
+				t.Errorf("target %s is FROM %s; want distroless/static or scratch", name, final.from)
 			}
-			if !regexp.MustCompile(`(?m)^USER [1-9][0-9]*(:[1-9][0-9]*)?$`).MatchString(final) {
-				t.Error("the final stage sets no numeric non-root USER (the restricted Pod Security Standard needs runAsNonRoot to be checkable)")
+			if user, ok := final.instruction("USER", ""); !ok || !numericNonRootUser.MatchString(user) {
+				t.Error("the target sets no numeric non-root USER (the restricted Pod Security Standard needs runAsNonRoot to be checkable)")
 			}
-			if !strings.Contains(final, `ENTRYPOINT ["/`+name+`"]`) {
-				t.Errorf("the final stage's ENTRYPOINT is not /%s", name)
+			if _, ok := final.instruction("ENTRYPOINT", `["/`+name+`"]`); !ok {
+				t.Errorf("the target's ENTRYPOINT is not /%s", name)
 			}
-			for _, w := range []string{"CGO_ENABLED=0", "-trimpath", "-o /out/" + name} {
-				if !strings.Contains(df, w) {
-					t.Errorf("the build does not use %s", w)
+			copyArgs, ok := final.instruction("COPY", "--from=")
+			f := strings.Fields(copyArgs)
+			if !ok || len(f) != 3 || f[1] != "/out/"+name || f[2] != "/"+name {
+				t.Fatalf("the target copies %q; want COPY --from=<build stage> /out/%s /%s", copyArgs, name, name)
+			}
+			builder, ok := stages[strings.TrimPrefix(f[0], "--from=")]
+			if !ok {
+				t.Fatalf("the target copies from %s, which is not a stage", f[0])
+			}
+
+			var env, goBuild string
+			for _, l := range builder.lines {
+				if run, ok := strings.CutPrefix(l, "RUN "); ok && strings.Contains(run, " go build ") {
+					env, goBuild, _ = strings.Cut(run, "go build ")
 				}
 			}
-			m := ldflagsPattern.FindStringSubmatch(df)
-			if m == nil {
-				t.Fatal("no -ldflags: the version is not stamped")
+			if goBuild == "" {
+				t.Fatalf("stage %s has no go build", builder.name)
 			}
-			ldflags := strings.NewReplacer("${VERSION}", "v0.0.0-packaging-test", "${COMMIT}", "c0ffee").Replace(m[1])
-			// Built with this machine's default settings (not the Dockerfile's CGO_ENABLED=0), so
-			// that the packages come from the build cache the other tests (and make devdb, with
-			// -trimpath) filled: only the link is new.
-			exe := filepath.Join(dir, name)
-			if name == "devdb" { // its own module
-				command(t, nil, "go", "-C", "cmd/devdb", "build", "-trimpath", "-ldflags", ldflags, "-o", exe, ".")
-			} else {
-				command(t, nil, "go", "build", "-ldflags", ldflags, "-o", exe, "./cmd/"+name)
+			if !strings.Contains(env, "CGO_ENABLED=0") {
+				t.Error("the build does not set CGO_ENABLED=0 (the binary must be static)")
 			}
-			out, err := exec.Command(exe, "-version").CombinedOutput()
+			args := shellWords(goBuild)
+			if !slices.Contains(args, "-trimpath") {
+				t.Error("the build does not use -trimpath")
+			}
+			workdir, _ := builder.instruction("WORKDIR", "/src")
+			pkgDir, _ := strings.CutPrefix(strings.TrimPrefix(workdir, "/src"), "/")
+			if pkgDir != "cmd/"+name && !slices.Contains(args, "./cmd/"+name) {
+				t.Fatalf("stage %s (in /src/%s) does not build ./cmd/%s: go build %s", builder.name, pkgDir, name, goBuild)
+			}
+
+			// The stage's own command, run here once per stage with two changes: the output goes
+			// to a temporary directory, and -trimpath is dropped, so that the packages come from
+			// the build cache the other tests filled and only the links are new.
+			out := filepath.Join(dir, builder.name)
+			if !built[builder.name] {
+				stamp := strings.NewReplacer("${VERSION}", "v0.0.0-packaging-test", "${COMMIT}", "c0ffee", "/out/", out+string(filepath.Separator))
+				local := []string{"-C", filepath.Join(root, pkgDir), "build"}
+				for _, a := range args {
+					if a != "-trimpath" {
+						local = append(local, stamp.Replace(a))
+					}
+				}
+				command(t, nil, "go", local...)
+				built[builder.name] = true
+			}
+			version, err := exec.Command(filepath.Join(out, name), "-version").CombinedOutput()
 			if err != nil {
-				t.Fatalf("%s -version: %v\n%s", name, err, out)
+				t.Fatalf("%s -version: %v\n%s", name, err, version)
 			}
-			if s := string(out); !strings.Contains(s, "v0.0.0-packaging-test") || !strings.Contains(s, "c0ffee") {
+			if s := string(version); !strings.Contains(s, "v0.0.0-packaging-test") || !strings.Contains(s, "c0ffee") {
 				t.Errorf("%s -version printed %q; want the stamped version and commit", name, s)
 			}
 		})

@@ -1,6 +1,6 @@
 // Package packaging tests how authmesh is installed: the Helm chart in charts/authmesh, the
 // kustomize bases and overlays in config/, the kind demo's install steps (hack/kind.sh), the
-// images' Dockerfiles and version stamping, and the Grafana dashboard. It holds tests only.
+// images' Dockerfile and version stamping, and the Grafana dashboard. It holds tests only.
 //
 // Every rendered manifest is applied with a server-side dry-run to a real kube-apiserver
 // (envtest, from internal/testenv) that has authmesh's CRD and, from testdata/crds, the

@@ -4,7 +4,7 @@
 //	go build -ldflags "-X github.com/authmesh/authmesh/internal/version.Version=v0.1.0 \
 //	  -X github.com/authmesh/authmesh/internal/version.Commit=$(git rev-parse HEAD)" ./cmd/...
 //
-// The Makefile (make build, make images) and the Dockerfiles in build/ stamp both. An unstamped
+// The Makefile (make build, make images) and build/Dockerfile stamp both. An unstamped
 // build (go run, go test) reports Version "dev". It deliberately holds nothing else: no build
 // date, so that two builds of one commit are byte-identical.
 package version
