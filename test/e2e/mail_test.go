@@ -26,7 +26,8 @@ func TestTenantWithItsOwnSMTPServer(t *testing.T) {
 	t.Cleanup(func() { _ = relay.Stop() })
 	host, port, _ := net.SplitHostPort(relay.Addr)
 
-	const tenant = "e2e-mail"
+	tenant := runName("e2e-mail")
+	secret := tenant + "-smtp"
 	if out, err := st.kubectlRun(`apiVersion: authmesh.dev/v1alpha1
 kind: Tenant
 metadata:
@@ -34,7 +35,7 @@ metadata:
 spec:
   displayName: E2E Mail
   deletionPolicy: Delete
-  email: {from: no-reply@mail.example, smtpSecretRef: {name: e2e-mail-smtp}}
+  email: {from: no-reply@mail.example, smtpSecretRef: {name: `+secret+`}}
 `, "apply", "-f", "-"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -60,7 +61,7 @@ spec:
 		t.Fatalf("login while the tenant's SMTP Secret is missing: %v, want EMAIL_UNAVAILABLE", err)
 	}
 
-	if out, err := st.kubectlRun("", "-n", namespace, "create", "secret", "generic", "e2e-mail-smtp",
+	if out, err := st.kubectlRun("", "-n", namespace, "create", "secret", "generic", secret,
 		"--from-literal=host="+host, "--from-literal=port="+port, "--from-literal=tls=none"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -177,6 +177,24 @@ func (s *stack) kubectlRun(stdin string, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// runName returns base the first time and base-2, base-3... after: go test -count=N runs the
+// tests again against the same stack, where the earlier runs' Tenants, users and Secrets
+// remain.
+func runName(base string) string {
+	runNamesMu.Lock()
+	defer runNamesMu.Unlock()
+	runNames[base]++
+	if n := runNames[base]; n > 1 {
+		return fmt.Sprintf("%s-%d", base, n)
+	}
+	return base
+}
+
+var (
+	runNamesMu sync.Mutex
+	runNames   = map[string]int{}
+)
+
 // sidecarFor starts a sidecar for tenant in front of a fresh demo app and returns its URL.
 func (s *stack) sidecarFor(t *testing.T, tenant string) string {
 	t.Helper()

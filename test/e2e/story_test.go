@@ -99,15 +99,16 @@ func signupWhenServed(t *testing.T, tenant, name string) *user {
 
 func TestUserStory(t *testing.T) {
 	ctx := t.Context()
+	one, two := runName("e2e-one"), runName("e2e-two")
 
 	// A platform team applies a Tenant; a user signs up and logs in as soon as it is served.
 	applied := time.Now()
-	applyTenant(t, "e2e-one")
-	alice := signupWhenServed(t, "e2e-one", "alice")
+	applyTenant(t, one)
+	alice := signupWhenServed(t, one, "alice")
 	laptop := alice.login(t, chromeMac)
 	toFirstLogin := time.Since(applied)
 	fmt.Printf("timing: Tenant applied -> first successful login: %s\n", toFirstLogin.Round(time.Millisecond))
-	if out, err := st.kubectlRun("", "get", "tenants"); err != nil || !strings.Contains(out, "e2e-one") || !strings.Contains(out, "Ready") {
+	if out, err := st.kubectlRun("", "get", "tenants"); err != nil || !strings.Contains(out, one) || !strings.Contains(out, "Ready") {
 		t.Fatalf("kubectl get tenants: %v\n%s", err, out)
 	}
 
@@ -142,7 +143,7 @@ func TestUserStory(t *testing.T) {
 	}
 
 	// The sidecar admits the phone, then refuses it within a second of its logout.
-	sidecar := st.sidecarFor(t, "e2e-one")
+	sidecar := st.sidecarFor(t, one)
 	status, body, err := get(sidecar+"/orders", phone.AccessToken, "X-Auth-User-Id", "mallory")
 	if err != nil || status != 200 || !strings.Contains(body, `"X-Auth-Role":["user"]`) || strings.Contains(body, "mallory") {
 		t.Fatalf("sidecar with the phone's token: %d %v %s", status, err, body)
@@ -167,7 +168,7 @@ func TestUserStory(t *testing.T) {
 	if status, body, _ := get(sidecar+"/admin/users", desktop.AccessToken); status != 403 || !strings.Contains(body, "FORBIDDEN_ROLE") {
 		t.Fatalf("/admin as a user: %d %s", status, body)
 	}
-	promote(t, "e2e-one", "alice", "admin")
+	promote(t, one, "alice", "admin")
 	admin, err := alice.c.Refresh(ctx, desktop.RefreshToken)
 	if err != nil {
 		t.Fatal(err)
@@ -180,19 +181,19 @@ func TestUserStory(t *testing.T) {
 	}
 
 	// A second tenant is isolated from the first.
-	applyTenant(t, "e2e-two")
-	bob := signupWhenServed(t, "e2e-two", "alice") // same username, other tenant
+	applyTenant(t, two)
+	bob := signupWhenServed(t, two, "alice") // same username, other tenant
 	bobTokens := bob.login(t, chromeMac)
-	other := amclient.New("http://"+st.authPublic, "e2e-two")
+	other := amclient.New("http://"+st.authPublic, two)
 	if _, err := other.Sessions(ctx, admin.AccessToken); amclient.ErrorCode(err) != "UNAUTHORIZED" {
-		t.Fatalf("e2e-one's token at e2e-two: %v, want UNAUTHORIZED", err)
+		t.Fatalf("%s's token at %s: %v, want UNAUTHORIZED", one, two, err)
 	}
 	if status, _, _ := get(sidecar+"/orders", bobTokens.AccessToken); status != 401 {
-		t.Fatalf("e2e-two's token at e2e-one's sidecar: %d, want 401", status)
+		t.Fatalf("%s's token at %s's sidecar: %d, want 401", two, one, status)
 	}
 
 	// An emergency key rotation while requests flow fails none of them.
-	before := activeKeyID(t, "e2e-one")
+	before := activeKeyID(t, one)
 	var failures, requests atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -221,11 +222,11 @@ func TestUserStory(t *testing.T) {
 			requests.Add(1)
 		}
 	}()
-	if out, err := st.kubectlRun("", "annotate", "--overwrite", "tenant", "e2e-one", "authmesh.dev/rotate-keys="+time.Now().Format("20060102150405")); err != nil {
+	if out, err := st.kubectlRun("", "annotate", "--overwrite", "tenant", one, "authmesh.dev/rotate-keys="+time.Now().Format("20060102150405")); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	waitFor(t, "the rotated key to sign tokens", 30*time.Second, func() bool {
-		return activeKeyID(t, "e2e-one") != before && kidOf(pair.AccessToken) != before
+		return activeKeyID(t, one) != before && kidOf(pair.AccessToken) != before
 	})
 	time.Sleep(500 * time.Millisecond) // keep requests flowing on the new key for a moment
 	close(stop)
@@ -244,7 +245,7 @@ func TestUserStory(t *testing.T) {
 	if status, _, _ := get(sidecar+"/admin/users", again.AccessToken); status != 200 {
 		t.Fatalf("after a controller restart: %d", status)
 	}
-	if got := activeKeyID(t, "e2e-one"); got != activeKeyIDAfter(t, "e2e-one", got) {
+	if got := activeKeyID(t, one); got != activeKeyIDAfter(t, one, got) {
 		t.Fatalf("the restarted controller rotated keys again")
 	}
 
