@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mileusna/useragent"
 )
@@ -111,13 +112,10 @@ func peer(r *http.Request) netip.Addr {
 // maxUserAgent bounds the user agent kept with a session.
 const maxUserAgent = 512
 
-// UserAgent returns r's User-Agent, truncated to a length worth storing.
+// UserAgent returns r's User-Agent, truncated to a length worth storing, as valid UTF-8 (a
+// header may carry any bytes, and a cut may fall inside a character).
 func UserAgent(r *http.Request) string {
-	ua := r.UserAgent()
-	if len(ua) > maxUserAgent {
-		ua = ua[:maxUserAgent]
-	}
-	return ua
+	return clip(r.UserAgent(), maxUserAgent)
 }
 
 // DeviceName names the device a User-Agent describes: "<browser> <major version> on <OS>",
@@ -133,18 +131,27 @@ func DeviceName(ua string) string {
 	}
 	switch {
 	case name != "" && p.OS != "":
-		return clip(name + " on " + p.OS)
+		return clip(name+" on "+p.OS, maxDeviceName)
 	case name != "":
-		return clip(name)
+		return clip(name, maxDeviceName)
 	case p.OS != "":
-		return clip("Unknown browser on " + p.OS)
+		return clip("Unknown browser on "+p.OS, maxDeviceName)
 	}
 	return "Unknown device"
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64]
+// maxDeviceName bounds a device name, in bytes.
+const maxDeviceName = 64
+
+// clip returns s as valid UTF-8 (each invalid byte sequence becomes U+FFFD) in at most n bytes,
+// cut between characters.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

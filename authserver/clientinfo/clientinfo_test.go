@@ -1,10 +1,14 @@
 package clientinfo
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestResolve(t *testing.T) {
@@ -58,4 +62,61 @@ func TestDeviceName(t *testing.T) {
 			t.Errorf("DeviceName(%.40q) = %q, want %q", ua, got, want)
 		}
 	}
+}
+
+func TestUserAgentKeepsCharactersWhole(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("User-Agent", strings.Repeat("a", maxUserAgent-1)+"é") // the cut falls inside é
+	if got := UserAgent(r); got != strings.Repeat("a", maxUserAgent-1) {
+		t.Fatalf("UserAgent kept %d bytes ending %q; want the %d whole characters before é", len(got), got[len(got)-3:], maxUserAgent-1)
+	}
+	r.Header.Set("User-Agent", "curl/8\xff\xfe")
+	if got := UserAgent(r); got != "curl/8\uFFFD" {
+		t.Fatalf("UserAgent = %q; want the invalid bytes replaced", got)
+	}
+}
+
+// FuzzClientInfo feeds the attacker-controlled headers (User-Agent, X-Forwarded-For) and peer
+// address through everything that reads them: no panic, and what is stored or shown is valid
+// UTF-8 within its bound, and the resolved IP is one of the addresses given.
+func FuzzClientInfo(f *testing.F) {
+	f.Add("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0", "198.51.100.1, 10.9.9.9", "10.1.2.3:80")
+	f.Add(strings.Repeat("é", 300), "not-an-ip", "[::1]:80")
+	f.Add("\xff\xfe Safari/604.1 (iPhone; CPU iPhone OS 17_1 like Mac OS X)", "2001:db8::5,,", "[::ffff:203.0.113.9]:1")
+	f.Add("", ",", "garbage")
+	res := NewResolver([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")})
+	f.Fuzz(func(t *testing.T, ua, xff, remote string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header["User-Agent"] = []string{ua}
+		r.Header["X-Forwarded-For"] = []string{xff}
+
+		stored := UserAgent(r)
+		if !utf8.ValidString(stored) || len(stored) > maxUserAgent {
+			t.Fatalf("UserAgent(%q) = %q: want valid UTF-8 of at most %d bytes", ua, stored, maxUserAgent)
+		}
+		if ua != "" && utf8.ValidString(ua) && len(ua) <= maxUserAgent && stored != ua {
+			t.Fatalf("UserAgent changed a short valid %q to %q", ua, stored)
+		}
+		name := DeviceName(stored)
+		if name == "" || !utf8.ValidString(name) || len(name) > maxDeviceName {
+			t.Fatalf("DeviceName(%q) = %q: want a non-empty valid UTF-8 name of at most %d bytes", stored, name, maxDeviceName)
+		}
+
+		ip := res.Resolve(r)
+		if ip == "" {
+			return // no usable peer address
+		}
+		given := strings.Split(xff, ",")
+		if host, _, err := net.SplitHostPort(remote); err == nil {
+			given = append(given, host)
+		}
+		given = append(given, remote)
+		if !slices.ContainsFunc(given, func(s string) bool {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			return err == nil && a.Unmap().String() == ip
+		}) {
+			t.Fatalf("Resolve(peer %q, X-Forwarded-For %q) = %q: want one of the addresses given", remote, xff, ip)
+		}
+	})
 }
