@@ -162,7 +162,8 @@ func ParseAccountToken(token string) (tenantID string, ok bool) {
 	if !found || !tenancy.ValidTenantID(tenantID) || len(secret) != base64.RawURLEncoding.EncodedLen(accountTokenSecretBytes) {
 		return "", false
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(secret); err != nil {
+	// The length check alone is not enough: the decoder skips CR and LF.
+	if raw, err := base64.RawURLEncoding.DecodeString(secret); err != nil || len(raw) != accountTokenSecretBytes {
 		return "", false
 	}
 	return tenantID, true

@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/authmesh/authmesh/authserver/identity"
+	"github.com/authmesh/authmesh/authserver/tenancy"
 	"github.com/authmesh/authmesh/internal/tenantdb"
 )
 
@@ -160,4 +162,39 @@ func TestUserWithoutCounterField(t *testing.T) {
 	}
 	want(t, h.loginAs("t1", u, "wrong-password"), http.StatusUnauthorized, identity.CodeInvalidCredentials)
 	want(t, h.loginAs("t1", u, u.password), http.StatusOK, identity.CodeOTPSent)
+}
+
+// FuzzParseAccountToken feeds mailed-link tokens, which arrive from anyone, to the parser
+// that picks the tenant before any lookup: a token is refused, or names a valid tenant and
+// carries a secret of exactly the issued size; an issued token always parses.
+func FuzzParseAccountToken(f *testing.F) {
+	issued, _, err := identity.NewAccountToken("darmist1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{issued, "darmist1.", ".abc", "../etc.AAAA", "darmist1." + strings.Repeat("A", 43), "UPPER." + strings.Repeat("A", 43), "a.b.c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		tenant, ok := identity.ParseAccountToken(token)
+		if !ok {
+			if tenant != "" {
+				t.Fatalf("a refused token named tenant %q", tenant)
+			}
+			return
+		}
+		secret, found := strings.CutPrefix(token, tenant+".")
+		raw, err := base64.RawURLEncoding.DecodeString(secret)
+		if !found || !tenancy.ValidTenantID(tenant) || err != nil || len(raw) != 32 {
+			t.Fatalf("ParseAccountToken(%q) accepted tenant %q with secret %q", token, tenant, secret)
+		}
+		if again, _, err := identity.NewAccountToken(tenant); err != nil || !parses(again) {
+			t.Fatalf("a token issued for %q does not parse (%v)", tenant, err)
+		}
+	})
+}
+
+func parses(token string) bool {
+	_, ok := identity.ParseAccountToken(token)
+	return ok
 }

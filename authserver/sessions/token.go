@@ -62,8 +62,10 @@ func parseRefreshToken(s string) (refreshToken, error) {
 	if err != nil || gen < 0 || strconv.FormatInt(gen, 10) != genText {
 		return refreshToken{}, errMalformed
 	}
+	// Strict refuses non-zero padding bits and the length check a short secret; refusing CR
+	// and LF, which the decoder skips, leaves every secret one spelling.
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(secret)
-	if err != nil || len(raw) != secretBytes {
+	if err != nil || len(raw) != secretBytes || strings.ContainsAny(secret, "\r\n") {
 		return refreshToken{}, errMalformed
 	}
 	return refreshToken{SessionID: sid, Generation: gen, Secret: secret, raw: raw}, nil
