@@ -421,54 +421,52 @@ func (p *routePattern) rankAt(i int) (int, string) {
 // that can match the same path, the one with the longer literal prefix wins; with equal literal
 // prefixes, a pattern with a method wins over one without; after that, at the first segment
 // where they differ, a literal beats "*", "*" beats the end of the pattern, and the end beats
-// "**". Patterns that can never match the same path (different literals at one position) are
-// ordered by that literal's text, only to make the order total. Last, HEAD before other methods
-// (a GET pattern also matches HEAD requests, so for a HEAD request a HEAD pattern must be tried
-// first).
+// "**"; then HEAD before other methods (a GET pattern also matches HEAD requests, so for a HEAD
+// request a HEAD pattern must be tried first). Last, the canonical text, only to make the order
+// total.
+//
+// The literal prefixes are compared segment by segment, by text, with a prefix that ends
+// sorting after one that goes on. Two patterns that match one path have prefixes of which one
+// begins the other, so the longer comes first; prefixes that differ in a segment belong to
+// patterns that never share a path, and their text only makes the order readable. Each step
+// compares a property of each pattern on its own, so the order is lexicographic and hence
+// transitive: the rule that wins never depends on the order the annotation lists its rules
+// in. (Comparing literal texts after a wildcard made a cycle: /*/a before POST /*/b/b before
+// POST /** before /*/a.)
 func comparePatterns(a, b *routePattern) int {
-	methodFirst := func() int {
-		if (a.method == "") == (b.method == "") {
-			return 0
+	na, nb := a.literalPrefixLen(), b.literalPrefixLen()
+	for i := range min(na, nb) {
+		if c := strings.Compare(a.segs[i].lit, b.segs[i].lit); c != 0 {
+			return c
 		}
-		if a.method != "" {
+	}
+	if na != nb {
+		return cmp.Compare(nb, na)
+	}
+	if am, bm := a.method != "", b.method != ""; am != bm {
+		if am {
 			return -1
 		}
 		return 1
 	}
-	wildcardSeen := false
-	for i := 0; ; i++ {
-		ra, ta := a.rankAt(i)
-		rb, tb := b.rankAt(i)
-		if ra == rankLiteral && rb == rankLiteral {
-			if c := strings.Compare(ta, tb); c != 0 {
-				return c
-			}
-			continue
-		}
+	for i := na; ; i++ {
+		ra, _ := a.rankAt(i)
+		rb, _ := b.rankAt(i)
 		if ra != rb {
-			// Still inside both literal prefixes: the one that goes on with a literal is longer.
-			if !wildcardSeen && (ra == rankLiteral || rb == rankLiteral) {
-				return cmp.Compare(rb, ra)
-			}
-			if c := methodFirst(); c != 0 {
-				return c
-			}
 			return cmp.Compare(rb, ra)
 		}
 		if ra == rankRest || ra == rankEnd {
 			break
 		}
-		wildcardSeen = true // both have "*" here
 	}
-	if c := methodFirst(); c != 0 {
+	if c := cmp.Compare(methodOrder(a.method), methodOrder(b.method)); c != 0 {
 		return c
 	}
-	ka, kb := methodOrder(a.method), methodOrder(b.method)
-	if ka != kb {
-		return cmp.Compare(ka, kb)
-	}
-	return strings.Compare(a.method, b.method)
+	return strings.Compare(a.text, b.text)
 }
+
+// literalPrefixLen is the number of literal segments the pattern starts with.
+func (p *routePattern) literalPrefixLen() int { return len(p.segs) - len(p.rest) }
 
 func methodOrder(m string) int {
 	switch m {

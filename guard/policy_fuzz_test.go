@@ -20,6 +20,9 @@ var policyFuzzSeeds = [][2]string{
 	{"/café/.well-known/..., M-SEARCH /~u/a.b_c-d!$&'()+:x@y", "/x/*/c/*=j; /x/*/*/d=k"},
 	{"/a*b, /a/, //, /./x, get /x, /%2e", "/x; =a; /y=; /z=A,a,a"},
 	{"/a\\b, /x?y, /users/:id, /u/{id}, \xff", "/a,/b=admin; /c=d;e"},
+	// Wildcards before literals, methods on some: the order must not depend on the input's.
+	{"GET /*/*, /*/x", "POST /**=admin; /*/profile=user,admin; POST /*/settings/email=user,admin"},
+	{"/*/a, POST /*/b/b, POST /**", "GET /*/*=a; /*/x=b; HEAD /*/x=c"},
 }
 
 func FuzzParsePolicy(f *testing.F) {
@@ -59,12 +62,25 @@ func FuzzParsePolicy(f *testing.F) {
 		if public3, roles3 := q.Annotations(); public3 != public2 || roles3 != roles2 {
 			t.Fatalf("canonical form is not stable: got %q %q, want %q %q", public3, roles3, public2, roles2)
 		}
+		// The rules' order in the annotation does not matter: the same rules listed backwards
+		// make the same policy.
+		backwards, err := guard.ParsePolicy(reverseItems(public2, ", "), reverseItems(roles2, "; "))
+		if err != nil || !reflect.DeepEqual(backwards, p) {
+			t.Fatalf("the rules listed backwards make %s (%v); want %s", backwards, err, p)
+		}
 		for _, pat := range fuzzPatterns(public2, roles2) {
 			if problem := badPatternPath(pat.path); problem != "" {
 				t.Fatalf("accepted pattern %q: %s", pat.path, problem)
 			}
 		}
 	})
+}
+
+// reverseItems lists the items of a canonical annotation value in the reverse order.
+func reverseItems(s, sep string) string {
+	items := strings.Split(s, sep)
+	slices.Reverse(items)
+	return strings.Join(items, sep)
 }
 
 func FuzzDecide(f *testing.F) {
@@ -254,35 +270,49 @@ func referenceMatch(pat *fuzzPattern, method string, reqSegs []string) bool {
 // referenceMoreSpecific: spell each pattern as one letter per position (literal d, "*" c, end b,
 // "**" a); the larger spelling is more specific; equal spellings prefer HEAD, then any method.
 func referenceMoreSpecific(a, b *fuzzPattern) bool {
+	segments := func(p *fuzzPattern) []string {
+		if p.path == "/" {
+			return nil
+		}
+		return strings.Split(p.path, "/")[1:]
+	}
+	literalPrefix := func(p *fuzzPattern) int {
+		n := 0
+		for _, seg := range segments(p) {
+			if seg == "*" || seg == "**" {
+				break
+			}
+			n++
+		}
+		return n
+	}
 	spell := func(p *fuzzPattern) string {
 		var s strings.Builder
-		if p.path != "/" {
-			for _, seg := range strings.Split(p.path, "/")[1:] {
-				switch seg {
-				case "**":
-					s.WriteByte('a')
-					return s.String()
-				case "*":
-					s.WriteByte('c')
-				default:
-					s.WriteByte('d')
-				}
+		for _, seg := range segments(p) {
+			switch seg {
+			case "**":
+				s.WriteByte('a')
+				return s.String()
+			case "*":
+				s.WriteByte('c')
+			default:
+				s.WriteByte('d')
 			}
 		}
 		s.WriteByte('b')
 		return s.String()
 	}
+	// DESIGN.md's rule, for two patterns that match one path: the longer literal prefix, then a
+	// method over none, then at the first segment where they differ a literal over "*" over the
+	// end over "**", then HEAD over other methods.
+	if pa, pb := literalPrefix(a), literalPrefix(b); pa != pb {
+		return pa > pb
+	}
+	if (a.method != "") != (b.method != "") {
+		return a.method != ""
+	}
 	if sa, sb := spell(a), spell(b); sa != sb {
 		return sa > sb
 	}
-	rank := func(m string) int {
-		switch m {
-		case "HEAD":
-			return 2
-		case "":
-			return 0
-		}
-		return 1
-	}
-	return rank(a.method) > rank(b.method)
+	return a.method == "HEAD" && b.method != "HEAD"
 }
