@@ -79,6 +79,59 @@ func TestParallelWrongPasswordsLockAtThreshold(t *testing.T) {
 	want(t, r, http.StatusOK, identity.CodeOTPSent)
 }
 
+// TestCodeNotComparedWhileCounterFull holds the account's failure counter at the threshold
+// without a lock, as right-password logins that each reserve a failure do for a moment. A
+// code sent in that moment, right or wrong, must be refused as locked without being counted
+// or compared; before, a wrong code was compared for free and a right one let through.
+func TestCodeNotComparedWhileCounterFull(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: codeTenants, rateLimits: &unlimited})
+	u := h.newUser("t1")
+	setFailures := func(n int32) {
+		t.Helper()
+		if _, err := h.db("t1").Collection(tenantdb.Users).UpdateOne(context.Background(),
+			bson.D{{Key: "username", Value: u.username}}, bson.D{{Key: "$set", Value: bson.D{{Key: "failedLogins", Value: n}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failures := func() int32 {
+		t.Helper()
+		var doc struct {
+			FailedLogins int32 `bson:"failedLogins"`
+		}
+		if err := h.db("t1").Collection(tenantdb.Users).FindOne(context.Background(), bson.D{{Key: "username", Value: u.username}}).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.FailedLogins
+	}
+	verify := func(loginID, otp string) response {
+		return h.post("t1", "/auth/login/verify", map[string]string{"loginId": loginID, "otp": otp})
+	}
+
+	for _, right := range []bool{true, false} {
+		loginID, code := h.login("t1", u.username, u.password, u.email)
+		setFailures(lockThreshold) // the reservations of parallel logins in flight
+		otp := code
+		if !right {
+			otp = wrongCode(code)
+		}
+		want(t, verify(loginID, otp), http.StatusLocked, identity.CodeAccountLocked)
+		if n := failures(); n != lockThreshold {
+			t.Fatalf("right=%v: the counter is %d after the refused code; want it left at %d", right, n, lockThreshold)
+		}
+		// The challenge is gone: the same code cannot be tried again once the counter drops.
+		setFailures(0)
+		want(t, verify(loginID, code), http.StatusGone, identity.CodeOTPExpired)
+	}
+
+	// Below the threshold a right code logs in and gives its reservation back.
+	setFailures(lockThreshold - 1)
+	loginID, code := h.login("t1", u.username, u.password, u.email)
+	want(t, verify(loginID, code), http.StatusOK, identity.CodeLoginSuccess)
+	if n := failures(); n != 0 {
+		t.Fatalf("the counter is %d after a complete login; want 0", n)
+	}
+}
+
 // TestUnlockFromTheMailedLink follows the mailed link as a browser does (confirmation page,
 // then the form's POST) and checks that the GET alone unlocks nothing.
 func TestUnlockFromTheMailedLink(t *testing.T) {

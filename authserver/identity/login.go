@@ -280,17 +280,28 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	// Count the attempt as a failure of the account before comparing, as the password step
+	// does: a code is never compared, nor let through, while the account is locked or its
+	// counter is full, which parallel logins holding reservations can make it for a moment.
+	// A right code gives the reservation back.
+	n, ok, err := reserveFailure(ctx, t.DB, ch.UserID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		_, _ = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
+		if _, err := findUser(ctx, t.DB, ch.UserID); errors.Is(err, errNoUser) {
+			return errInvalidCredentials() // deleted since the code was sent
+		}
+		s.record(ctx, t, failure(audit.TypeLoginOTP, "locked", ch.UserID))
+		return s.lockedAnswer(ctx, t, ch.UserID, now)
+	}
+
 	if subtle.ConstantTimeCompare([]byte(codeHash(ch.ID, in.OTP)), []byte(ch.CodeHash)) != 1 {
 		// A wrong code is a failed login of the account too.
 		s.record(ctx, t, failure(audit.TypeLoginOTP, "invalid_otp", ch.UserID))
-		n, ok, err := reserveFailure(ctx, t.DB, ch.UserID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
-		if err != nil {
-			return err
-		}
 		var lockErr error
-		if !ok {
-			lockErr = s.lockedAnswer(ctx, t, ch.UserID, now)
-		} else if u, err := findUser(ctx, t.DB, ch.UserID); err == nil {
+		if u, err := findUser(ctx, t.DB, ch.UserID); err == nil {
 			lockErr = s.failed(ctx, t, u, n, now)
 		}
 		if lockErr != nil {
@@ -302,10 +313,11 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 
 	// Right code: consume it; only the request whose delete removed it goes on.
 	res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
-	if err != nil {
-		return err
-	}
-	if res.DeletedCount != 1 {
+	if err != nil || res.DeletedCount != 1 {
+		_ = releaseFailure(ctx, t.DB, ch.UserID, now)
+		if err != nil {
+			return err
+		}
 		return errOTPExpired()
 	}
 	u, err := findUser(ctx, t.DB, ch.UserID)
@@ -313,10 +325,12 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 		return errInvalidCredentials()
 	}
 	if err != nil {
+		_ = releaseFailure(ctx, t.DB, ch.UserID, now)
 		return err
 	}
 	switch {
 	case u.Disabled:
+		_ = releaseFailure(ctx, t.DB, u.ID, now)
 		s.record(ctx, t, failure(audit.TypeLoginOTP, "disabled", u.ID))
 		return errAccountDisabled()
 	case u.lockedAt(now):
