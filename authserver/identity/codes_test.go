@@ -98,18 +98,21 @@ func TestEveryCodeWithItsStatus(t *testing.T) {
 		wantCode   string
 		wantDetail string // a substring of meta.details
 	}{
-		"signup":                       {signup("newbie", "newbie@example.com", "+15550000002", "newbie-password"), 201, identity.CodeSignupSuccess, ""},
-		"duplicate username, any case": {signup("TAKEN", "other1@example.com", "", "password-1"), 409, identity.CodeUserExists, `"field":"username"`},
-		"duplicate email, any case":    {signup("other2", "Taken@Example.com", "", "password-1"), 409, identity.CodeUserExists, `"field":"email"`},
-		"duplicate mobile":             {signup("other3", "other3@example.com", "+15550000001", "password-1"), 409, identity.CodeUserExists, `"field":"mobile"`},
-		"username with @":              {signup("a@b", "x1@example.com", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"noat"`},
-		"username all digits":          {signup("12345", "x2@example.com", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"notdigits"`},
-		"username with spaces":         {signup("a b c", "x3@example.com", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"username"`},
-		"email not an email":           {signup("x4", "not-an-email", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"email"`},
-		"mobile not E.164":             {signup("x5", "x5@example.com", "0151 1234", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"e164"`},
-		"password of 7 characters":     {signup("x6", "x6@example.com", "", "1234567"), 400, httpapi.CodeValidationFailed, `"rule":"min"`},
-		"password of 129 characters":   {signup("x7", "x7@example.com", "", strings.Repeat("p", 129)), 400, httpapi.CodeValidationFailed, `"rule":"max"`},
-		"signup without fields":        {func(*testing.T) response { return h.post("t1", "/auth/signup", map[string]string{}) }, 400, httpapi.CodeValidationFailed, `"rule":"required"`},
+		"signup":                         {signup("newbie", "newbie@example.com", "+15550000002", "newbie-password"), 201, identity.CodeSignupSuccess, ""},
+		"duplicate username, any case":   {signup("TAKEN", "other1@example.com", "", "password-1"), 409, identity.CodeUserExists, `"field":"username"`},
+		"duplicate email, any case":      {signup("other2", "Taken@Example.com", "", "password-1"), 409, identity.CodeUserExists, `"field":"email"`},
+		"duplicate mobile":               {signup("other3", "other3@example.com", "+15550000001", "password-1"), 409, identity.CodeUserExists, `"field":"mobile"`},
+		"username with @":                {signup("a@b", "x1@example.com", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"noat"`},
+		"username all digits":            {signup("12345", "x2@example.com", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"notdigits"`},
+		"username with spaces":           {signup("a b c", "x3@example.com", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"username"`},
+		"email not an email":             {signup("x4", "not-an-email", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"email"`},
+		"mobile not E.164":               {signup("x5", "x5@example.com", "0151 1234", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"e164"`},
+		"mobile without its +":           {signup("plusless", "x8@example.com", "15551234567", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"e164"`},
+		"email with a quoted local part": {signup("quoted", `"ab"@example.com`, "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"email"`},
+		"email with a display name":      {signup("named", "Ab <ab@example.com>", "", "password-1"), 400, httpapi.CodeValidationFailed, `"rule":"email"`},
+		"password of 7 characters":       {signup("x6", "x6@example.com", "", "1234567"), 400, httpapi.CodeValidationFailed, `"rule":"min"`},
+		"password of 129 characters":     {signup("x7", "x7@example.com", "", strings.Repeat("p", 129)), 400, httpapi.CodeValidationFailed, `"rule":"max"`},
+		"signup without fields":          {func(*testing.T) response { return h.post("t1", "/auth/signup", map[string]string{}) }, 400, httpapi.CodeValidationFailed, `"rule":"required"`},
 		"login body not JSON": {func(*testing.T) response {
 			r, _ := h.do("POST", "/auth/login", map[string]string{"x-tenant-id": "t1", "Content-Type": "application/json"}, "{")
 			return r

@@ -208,7 +208,11 @@ type unlockRequest struct {
 	Token string `json:"token" validate:"required,max=512"`
 }
 
-// registerRules adds the username rules to the decoder (once per decoder).
+// registerRules adds the user field rules to the decoder (once per decoder). They are the
+// checks CreateUser makes, so a request that passes them is never refused later as invalid;
+// "email" and "e164" replace the validator's own rules of those names, which accept what
+// CreateUser does not (a quoted local part, a number without its "+"), while details keep
+// naming the rule as clients know it.
 func registerRules(d *httpapi.Decoder) error {
 	rules := []struct {
 		tag, message string
@@ -222,6 +226,12 @@ func registerRules(d *httpapi.Decoder) error {
 		}},
 		{"username", "{0} must be 3 to 32 letters, digits, '.', '_' or '-'", func(fl validator.FieldLevel) bool {
 			return usernameRE.MatchString(fl.Field().String())
+		}},
+		{"email", "{0} must be an email address such as name@example.com", func(fl validator.FieldLevel) bool {
+			return validEmail(NormalizeEmail(fl.Field().String()))
+		}},
+		{"e164", "{0} must be in E.164 form, e.g. +4915112345678", func(fl validator.FieldLevel) bool {
+			return e164RE.MatchString(strings.TrimSpace(fl.Field().String()))
 		}},
 	}
 	for _, r := range rules {

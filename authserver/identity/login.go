@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,6 +50,9 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 			Details: map[string]string{"field": exists.Field}})
 		return httpapi.NewError(http.StatusConflict, CodeUserExists, "A user with this "+exists.Field+" already exists.").
 			WithDetails(map[string]string{"field": exists.Field})
+	}
+	if errors.Is(err, ErrInvalidUser) { // the request's rules are meant to catch this first
+		return httpapi.NewError(http.StatusBadRequest, httpapi.CodeValidationFailed, "Validation failed: "+strings.TrimPrefix(err.Error(), ErrInvalidUser.Error()+": "))
 	}
 	if err != nil {
 		return err
