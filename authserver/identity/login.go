@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -77,6 +78,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := findByIdentifier(ctx, t.DB, key)
 	if errors.Is(err, errNoUser) {
+		// Spend the work a known account's wrong password costs (the user read, the failure
+		// reservation's write, then a hash), so the answer's timing does not tell the two apart.
+		nobody := uuid.NewString()
+		_, _ = findUser(ctx, t.DB, nobody)
+		_, _, _ = reserveFailure(ctx, t.DB, nobody, t.Spec.Login.Lockout.MaxFailedAttempts, s.now().UTC())
 		if err := s.hasher.VerifyDummy(ctx, in.Password); err != nil {
 			return err
 		}
