@@ -28,6 +28,7 @@ const (
 	ReasonMissingRole      = "missing_role"
 	ReasonInsufficientRole = "insufficient_role"
 	ReasonTenantMissing    = "tenant_missing"
+	ReasonTenantAmbiguous  = "tenant_ambiguous" // more than one x-tenant-id header
 )
 
 // VerifierSource returns the verifier for a tenant's tokens, or an error when there is none
@@ -76,6 +77,13 @@ func NewEnforcer(cfg EnforcerConfig) (*Enforcer, error) {
 // Wrap returns next guarded by the enforcer.
 func (e *Enforcer) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Methods are case-sensitive on the wire, but many frameworks (Flask, Django, ...)
+		// upper-case them before routing: "post" must meet the POST rules, and the app gets
+		// the method that was decided on.
+		if upper := strings.ToUpper(r.Method); upper != r.Method {
+			r = r.WithContext(r.Context())
+			r.Method = upper
+		}
 		d := e.cfg.Policy().Decide(r.Method, r.URL.EscapedPath())
 		if d.InvalidPath {
 			e.refuse(w, r, ReasonInvalidPath)
@@ -92,10 +100,19 @@ func (e *Enforcer) Wrap(next http.Handler) http.Handler {
 				e.refuse(w, r, ReasonTenantMissing)
 				return
 			}
+			// Only the first would be checked, and an app reading the header could take another.
+			if len(r.Header.Values(TenantHeader)) > 1 {
+				e.refuse(w, r, ReasonTenantAmbiguous)
+				return
+			}
 		}
 		raw := BearerToken(r)
 		if raw == "" {
 			e.refuse(w, r, ReasonNoToken)
+			return
+		}
+		if len(r.Header.Values("Authorization")) > 1 {
+			e.refuse(w, r, ReasonInvalidToken) // only the first would be verified
 			return
 		}
 		v, err := e.cfg.Verifiers(r.Context(), tenant)
@@ -163,6 +180,8 @@ func WriteRefusal(w http.ResponseWriter, reason string, roles ...string) {
 		WriteError(w, http.StatusBadRequest, CodeInvalidPath, "Invalid request path.")
 	case ReasonTenantMissing:
 		WriteError(w, http.StatusBadRequest, CodeTenantIDMissing, "The x-tenant-id header is required.")
+	case ReasonTenantAmbiguous:
+		WriteError(w, http.StatusBadRequest, CodeTenantIDMissing, "Send the x-tenant-id header once.")
 	case ReasonSessionRevoked:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authmesh", error="invalid_token", error_description="session revoked or expired"`)
 		WriteError(w, http.StatusUnauthorized, CodeSessionInvalid, "Session is no longer valid. Please log in again.")

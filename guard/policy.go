@@ -593,8 +593,12 @@ func (p *Policy) Decide(method, rawPath string) Decision {
 
 // checkRequestPath refuses a raw request path that does not start with "/", has an empty
 // segment other than a trailing one ("//"), a "." or ".." segment (percent-encoded dots count),
-// a backslash, "%2F" or "%5C", a control character (raw or encoded), or a malformed
-// percent-encoding. It returns the decoded path.
+// a backslash, "%2F" or "%5C", a ";" (raw or encoded), a control character (raw or encoded), or
+// a malformed percent-encoding. It returns the decoded path.
+//
+// ";" is refused because servers such as Tomcat and Jetty strip ";" path parameters before
+// routing: "/public/..;/admin" would be matched here as a public path and served there as
+// /admin. No pattern can contain ";" (it separates role rules), so nothing else is lost.
 func checkRequestPath(raw string) (string, bool) {
 	if raw == "" || raw[0] != '/' {
 		return "", false
@@ -635,7 +639,7 @@ func checkRequestPath(raw string) (string, bool) {
 		} else {
 			i++
 		}
-		if c == '\\' || c < ' ' || c == 0x7f {
+		if c == '\\' || c == ';' || c < ' ' || c == 0x7f {
 			return "", false
 		}
 		segLen++

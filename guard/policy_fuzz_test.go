@@ -139,6 +139,8 @@ func badRequestPath(path string) string {
 		return `contains "//"`
 	case strings.Contains(path, `\`):
 		return "contains a backslash"
+	case strings.Contains(path, ";"):
+		return "contains a semicolon"
 	}
 	for _, seg := range strings.Split(path, "/") {
 		if seg == "." || seg == ".." {
@@ -177,7 +179,7 @@ func referenceCheckPath(raw string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	if strings.ContainsFunc(decoded, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+	if strings.ContainsFunc(decoded, func(r rune) bool { return r < ' ' || r == 0x7f || r == ';' }) {
 		return "", false
 	}
 	segs := strings.Split(decoded[1:], "/")

@@ -53,7 +53,7 @@ func newProxy(upstream *url.URL, cfg *Config, m *metrics, logger *slog.Logger) *
 			pr.SetXForwarded()
 			h := pr.Out.Header
 			for name := range h {
-				if strings.HasPrefix(name, IdentityPrefix) {
+				if isIdentityHeader(name) {
 					delete(h, name)
 				}
 			}
@@ -88,6 +88,14 @@ func newProxy(upstream *url.URL, cfg *Config, m *metrics, logger *slog.Logger) *
 		},
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// isIdentityHeader reports whether a header's name is, or could be read by the app as, one
+// of the identity headers the sidecar sets: any case, and with '_' for '-', since WSGI and
+// CGI servers map both to the same variable (X_Auth_Role would reach Flask as X-Auth-Role).
+func isIdentityHeader(name string) bool {
+	return len(name) >= len(IdentityPrefix) &&
+		strings.EqualFold(strings.ReplaceAll(name[:len(IdentityPrefix)], "_", "-"), IdentityPrefix)
 }
 
 // stripWebSocketToken removes a bearer.<token> entry from Sec-WebSocket-Protocol, so the

@@ -260,6 +260,12 @@ func TestSidecarEnforcesPolicy(t *testing.T) {
 
 	auth := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 	spoof := map[string]string{"X-Auth-User-Id": "evil", "X-Auth-Role": "admin", "X-Auth-Anything": "x", "Connection": "X-Auth-User-Id"}
+	// What WSGI and CGI servers would hand the app as X-Auth-* (they map '_' and '-' alike).
+	underscored := map[string]string{"X_Auth_User_Id": "evil", "X_AUTH_ROLE": "admin", "x-auth-session-id": "s"}
+	// twice sends a header twice: send writes the request by hand, so a CRLF starts a line.
+	twice := func(name, first, second string) map[string]string {
+		return map[string]string{name: first + "\r\n" + name + ": " + second}
+	}
 
 	cases := []struct {
 		name       string
@@ -302,11 +308,19 @@ func TestSidecarEnforcesPolicy(t *testing.T) {
 		{"encoded slash", sc.url, "GET", "/public%2Fadmin", nil, 400, guard.CodeInvalidPath, "", ""},
 		{"encoded backslash", sc.url, "GET", "/public%5Cadmin", nil, 400, guard.CodeInvalidPath, "", ""},
 		{"raw backslash", sc.url, "GET", "/public\\admin", nil, 400, guard.CodeInvalidPath, "", ""},
+		{"Tomcat path parameter into admin", sc.url, "GET", "/public/..;/admin/users", nil, 400, guard.CodeInvalidPath, "", ""},
+		{"path parameter on the admin segment", sc.url, "GET", "/admin;x=1/users", auth(user), 400, guard.CodeInvalidPath, "", ""},
 		{"spoofed identity, public route", sc.url, "GET", "/healthz", spoof, 200, "", "", ""},
 		{"spoofed identity, protected route", sc.url, "GET", "/orders", merge(spoof, auth(user)), 200, "", "", "user-user"},
 		{"any tenant, matching header", anySc.url, "GET", "/admin/x", merge(auth(acme), map[string]string{"X-Tenant-Id": "acme2"}), 200, "", "", "user-admin"},
 		{"any tenant, header of another tenant", anySc.url, "GET", "/orders", merge(auth(acme), map[string]string{"X-Tenant-Id": "darmist1"}), 401, guard.CodeUnauthorized, "", ""},
 		{"any tenant, no header", anySc.url, "GET", "/orders", auth(acme), 400, guard.CodeTenantIDMissing, "", ""},
+		{"underscored identity, public route", sc.url, "GET", "/healthz", underscored, 200, "", "", ""},
+		{"underscored identity, protected route", sc.url, "GET", "/orders", merge(underscored, auth(user)), 200, "", "", "user-user"},
+		{"lower-case method meets the POST rule", sc.url, "post", "/reports/q3", auth(user), 403, guard.CodeForbiddenRole, "Insufficient role. Required: manager, admin", ""},
+		{"lower-case method, allowed: the app gets POST", sc.url, "post", "/reports/q3", auth(manager), 200, "", "", "user-manager"},
+		{"two Authorization headers", sc.url, "GET", "/orders", twice("Authorization", "Bearer "+user, "Bearer "+admin), 401, guard.CodeUnauthorized, "", ""},
+		{"any tenant, two tenant headers", anySc.url, "GET", "/orders", merge(auth(acme), twice("X-Tenant-Id", "acme2", "darmist1")), 400, guard.CodeTenantIDMissing, "Send the x-tenant-id header once.", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,14 +351,17 @@ func TestSidecarEnforcesPolicy(t *testing.T) {
 			if got.Path != tc.path {
 				t.Fatalf("app saw path %q, want %q", got.Path, tc.path)
 			}
+			if got.Method != strings.ToUpper(tc.method) {
+				t.Fatalf("app saw method %q, want %q (the one decided on)", got.Method, strings.ToUpper(tc.method))
+			}
 			if user := got.Headers.Get(HeaderUserID); user != tc.wantUser {
 				t.Fatalf("app saw %s %q, want %q", HeaderUserID, user, tc.wantUser)
 			}
 			for name, values := range got.Headers {
-				if strings.HasPrefix(name, IdentityPrefix) && tc.wantUser == "" {
+				if isIdentityHeader(name) && tc.wantUser == "" {
 					t.Fatalf("app saw %s: %v on an anonymous request", name, values)
 				}
-				if name == "X-Auth-Anything" {
+				if name == "X-Auth-Anything" || strings.Contains(name, "_") {
 					t.Fatalf("a client-sent %s reached the app", name)
 				}
 			}
