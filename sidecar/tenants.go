@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/authmesh/authmesh/guard"
 )
 
@@ -26,28 +28,40 @@ type tenantTrust struct {
 
 // tenantSet creates a tenantTrust per tenant on first use and keeps it fresh in the background.
 // It holds at most max tenants; when full, it drops one that never became usable, and refuses
-// a new tenant when all are in use, so requests naming random tenants cannot grow it.
+// a new tenant when all are in use, so requests naming random tenants cannot grow it. It also
+// sets up at most newTenantsPerSecond tenants a second (newTenantsBurst at once): each costs a
+// JWKS fetch and a feed follower at the auth server, and anyone can name a tenant.
 type tenantSet struct {
-	cfg    *Config
-	client *http.Client
-	logger *slog.Logger
-	ctx    context.Context
+	cfg        *Config
+	client     *http.Client
+	logger     *slog.Logger
+	ctx        context.Context
+	newTenants *rate.Limiter
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantTrust
 }
 
+const (
+	newTenantsPerSecond = 10
+	newTenantsBurst     = 20
+)
+
 func newTenantSet(ctx context.Context, cfg *Config, logger *slog.Logger) *tenantSet {
 	return &tenantSet{
-		cfg:     cfg,
-		client:  &http.Client{Timeout: cfg.FeedWait + 10*time.Second},
-		logger:  logger,
-		ctx:     ctx,
-		tenants: map[string]*tenantTrust{},
+		cfg:        cfg,
+		client:     &http.Client{Timeout: cfg.FeedWait + 10*time.Second},
+		logger:     logger,
+		ctx:        ctx,
+		newTenants: rate.NewLimiter(newTenantsPerSecond, newTenantsBurst),
+		tenants:    map[string]*tenantTrust{},
 	}
 }
 
-var errTooManyTenants = errors.New("sidecar: tenant limit reached")
+var (
+	errTooManyTenants     = errors.New("sidecar: tenant limit reached")
+	errTenantSetupLimited = fmt.Errorf("%w: too many new tenants at once", guard.ErrKeysUnavailable)
+)
 
 // get returns the tenant's trust, creating and starting it when new.
 func (s *tenantSet) get(id string) (*tenantTrust, error) {
@@ -64,6 +78,9 @@ func (s *tenantSet) get(id string) (*tenantTrust, error) {
 	defer s.mu.Unlock()
 	if t, ok := s.tenants[id]; ok {
 		return t, nil
+	}
+	if !s.newTenants.Allow() {
+		return nil, errTenantSetupLimited
 	}
 	if len(s.tenants) >= s.cfg.MaxTenants && !s.evictUnusable() {
 		return nil, errTooManyTenants
