@@ -44,6 +44,8 @@ const (
 // the one the server uses.
 type SessionStarter interface {
 	Start(ctx context.Context, t *tenancy.Tenant, userID, role string, d sessions.Device) (sessions.TokenPair, error)
+	// Revoke takes back a session just started for a user disabled meanwhile.
+	Revoke(ctx context.Context, t *tenancy.Tenant, userID, sessionID, reason string) (bool, error)
 }
 
 // Options are what Register needs besides the server.

@@ -251,3 +251,60 @@ func parses(token string) bool {
 	_, ok := identity.ParseAccountToken(token)
 	return ok
 }
+
+// TestDisableDuringLoginLeavesNoSession disables users, the way the admin API does (set the
+// flag, then revoke every session), while logins of theirs are in flight. A login that read the
+// user before the flag was set and inserted its session after the revocation used to keep that
+// session; after every round no session of the disabled user may be active.
+func TestDisableDuringLoginLeavesNoSession(t *testing.T) {
+	h := startServer(t, serverOptions{tenants: codeTenants, rateLimits: &unlimited})
+	ctx := context.Background()
+	tenant, release, err := h.srv.Registry.Acquire(ctx, "nootp", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	users := h.db("nootp").Collection(tenantdb.Users)
+	outcomes := map[string]int{}
+	for round := range 12 {
+		u := h.newUser("nootp")
+		var id struct {
+			ID string `bson:"_id"`
+		}
+		if err := users.FindOne(ctx, bson.D{{Key: "username", Value: u.username}}).Decode(&id); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		codes := make(chan string, 4)
+		for range 4 {
+			wg.Go(func() {
+				r, err := h.tryPost("nootp", "/auth/login", map[string]string{"usernameOrEmailOrMobile": u.username, "password": u.password})
+				if err != nil {
+					codes <- err.Error()
+					return
+				}
+				codes <- r.env.Meta.Code
+			})
+		}
+		time.Sleep(time.Duration(5+round*4) * time.Millisecond) // land the disable at different points of the logins
+		if _, err := users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id.ID}}, bson.D{{Key: "$set", Value: bson.D{{Key: "disabled", Value: true}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.sessions.RevokeAllOfUser(ctx, tenant, id.ID, "user_disabled", ""); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			outcomes[c]++
+		}
+		active, err := h.sessions.List(ctx, tenant, id.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(active) != 0 {
+			t.Fatalf("round %d: %d sessions of the disabled user are active", round, len(active))
+		}
+	}
+	t.Logf("login outcomes around the disables: %v", outcomes)
+}

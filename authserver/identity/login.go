@@ -170,6 +170,23 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, t *tenanc
 	if err != nil {
 		return err
 	}
+	// Disabling a user sets the flag and then revokes the user's sessions. A disable that
+	// came after this login read the user, but revoked before the insert above, missed this
+	// session; reading the flag again after the insert closes that gap.
+	if again, err := findUser(r.Context(), t.DB, u.ID); err != nil || again.Disabled {
+		if _, rerr := s.sessions.Revoke(context.WithoutCancel(r.Context()), t, u.ID, pair.SessionID, sessions.ReasonUserDisabled); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if err != nil && !errors.Is(err, errNoUser) {
+			return err
+		}
+		step := audit.TypeLoginPassword
+		if *t.Spec.Login.OTP.Enabled {
+			step = audit.TypeLoginOTP
+		}
+		s.record(r.Context(), t, failure(step, "disabled", u.ID))
+		return errAccountDisabled()
+	}
 	httpapi.LogAttrs(r.Context(), slog.String("sessionId", pair.SessionID))
 	s.record(r.Context(), t, audit.Event{Type: audit.TypeLoginSuccess, ActorID: u.ID, SubjectID: u.ID, SessionID: pair.SessionID})
 	return httpapi.WriteSuccess(w, r, http.StatusOK, CodeLoginSuccess, "Login successful.", pair)

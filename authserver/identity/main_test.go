@@ -65,6 +65,8 @@ type harness struct {
 	smtpOK mail.Sender
 	dbName string
 	svc    *identity.Service
+	// sessions is the Service the identity Service starts sessions with.
+	sessions *sessions.Service
 	// metrics holds the identity Service's metrics.
 	metrics *prometheus.Registry
 }
@@ -119,8 +121,9 @@ func startServer(t testing.TB, o serverOptions) *harness {
 	}
 	mailer := &switchMailer{s: smtpOK}
 	metrics := prometheus.NewRegistry()
+	sess := &sessions.Service{Now: clk.Now}
 	svc, err := identity.Register(srv, identity.Options{
-		Sessions:   &sessions.Service{Now: clk.Now},
+		Sessions:   sess,
 		Mailer:     mailer,
 		Now:        clk.Now,
 		Registerer: metrics,
@@ -155,7 +158,7 @@ func startServer(t testing.TB, o serverOptions) *harness {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &harness{t: t, srv: srv, url: public.URL, clock: clk, smtp: smtpSrv, mailer: mailer, smtpOK: smtpOK, dbName: dbName, svc: svc, metrics: metrics}
+	return &harness{t: t, srv: srv, url: public.URL, clock: clk, smtp: smtpSrv, mailer: mailer, smtpOK: smtpOK, dbName: dbName, svc: svc, sessions: sess, metrics: metrics}
 }
 
 // testWriter sends server logs (warnings and errors) to the test's log.
