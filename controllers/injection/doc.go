@@ -29,7 +29,10 @@
 //
 // The handler is idempotent: a pod carrying authmesh.dev/status=injected and the sidecar
 // container is left alone (ReasonAlreadyInjected). The annotation alone does not skip
-// injection, so it cannot be used to run an opted-in pod unprotected.
+// injection, and neither do the annotation and a container of that name that is not the
+// injector's sidecar (another image or entrypoint, other flags, or policy and token volumes
+// that are not the pod's annotations and the injector's token): such a pod is refused
+// (ReasonForgedSidecar), so neither can be used to run an opted-in pod unprotected.
 //
 // # The mutation
 //

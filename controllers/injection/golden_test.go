@@ -267,3 +267,44 @@ func upstreamPort(t *testing.T, sc corev1.Container) int32 {
 	t.Fatalf("the sidecar has no -upstream argument: %v", sc.Args)
 	return 0
 }
+
+// TestForgedSidecarIsRefused: whoever creates a pod can write the status annotation and a
+// container named authmesh-sidecar. Only the injector's own sidecar skips injection; a pod
+// whose "sidecar" would not enforce the pod's policy is refused.
+func TestForgedSidecarIsRefused(t *testing.T) {
+	inj := newTestInjector(t)
+	forgeries := map[string]func(p *corev1.Pod){
+		"another image": func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "busybox:1" },
+		"own command":   func(p *corev1.Pod) { p.Spec.InitContainers[0].Command = []string{"/sidecar", "-h"} },
+		"no args":       func(p *corev1.Pod) { p.Spec.InitContainers[0].Args = nil },
+		"a second annotations file": func(p *corev1.Pod) {
+			p.Spec.InitContainers[0].Args = append(p.Spec.InitContainers[0].Args, "-annotations-file=/tmp/open")
+		},
+		"another auth server": func(p *corev1.Pod) { p.Spec.InitContainers[0].Args[4] = "-auth-url=http://evil.example" },
+		"an extra flag": func(p *corev1.Pod) {
+			p.Spec.InitContainers[0].Args = append(p.Spec.InitContainers[0].Args, "-log-level=debug")
+		},
+		"not a sidecar": func(p *corev1.Pod) { p.Spec.InitContainers[0].RestartPolicy = nil },
+		"policy from a ConfigMap": func(p *corev1.Pod) {
+			p.Spec.Volumes[0].VolumeSource = corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "open"}}}
+		},
+		"token of another audience": func(p *corev1.Pod) {
+			p.Spec.Volumes[1].Projected.Sources[0].ServiceAccountToken.Audience = "other"
+		},
+		"annotations mounted from a sub-path": func(p *corev1.Pod) { p.Spec.InitContainers[0].VolumeMounts[0].SubPath = "x" },
+	}
+	intact := readPod(t, "already-injected.yaml")
+	if r := inj.review(context.Background(), intact, "shop", TriggerPod); r.outcome != OutcomeSkipped || r.reason != ReasonAlreadyInjected {
+		t.Fatalf("the injector's own sidecar: got %s (%s) %s; want skipped", r.outcome, r.reason, r.message)
+	}
+	for name, forge := range forgeries {
+		t.Run(name, func(t *testing.T) {
+			pod := intact.DeepCopy()
+			forge(pod)
+			r := inj.review(context.Background(), pod, "shop", TriggerPod)
+			if r.outcome != OutcomeRejected || r.reason != ReasonForgedSidecar || !strings.Contains(r.message, "claims the authmesh sidecar") {
+				t.Fatalf("got %s (%s) %q; want rejected (%s)", r.outcome, r.reason, r.message, ReasonForgedSidecar)
+			}
+		})
+	}
+}

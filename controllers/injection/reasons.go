@@ -65,6 +65,9 @@ const (
 	// ReasonHostNetwork: the pod uses the node's network, where the sidecar would open its
 	// ports on the node and could not take over the app's port.
 	ReasonHostNetwork Reason = "HostNetwork"
+	// ReasonForgedSidecar: the pod arrives claiming to be injected (authmesh.dev/status and an
+	// authmesh-sidecar container), but that container or its volumes are not the injector's.
+	ReasonForgedSidecar Reason = "ForgedSidecar"
 )
 
 // Errors.
@@ -81,7 +84,7 @@ var knownOutcomes = map[Outcome][]Reason{
 	OutcomeSkipped:  {ReasonAlreadyInjected, ReasonPodOptedOut, ReasonNotOptedIn, ReasonProtectedNamespace},
 	OutcomeRejected: {
 		ReasonInvalidAnnotations, ReasonTenantNotFound, ReasonTenantNotReady, ReasonNoUsablePort,
-		ReasonInvalidPolicy, ReasonInvalidResources, ReasonConflict, ReasonHostNetwork,
+		ReasonInvalidPolicy, ReasonInvalidResources, ReasonConflict, ReasonHostNetwork, ReasonForgedSidecar,
 	},
 	OutcomeError: {ReasonBadRequest, ReasonTenantLookupFailed},
 }

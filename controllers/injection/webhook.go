@@ -84,6 +84,12 @@ func (i *Injector) handle(ctx context.Context, req admission.Request, trigger Tr
 // review decides what to do with pod, created in namespace.
 func (i *Injector) review(ctx context.Context, pod *corev1.Pod, namespace string, trigger Trigger) result {
 	report := Decide(pod, namespace, trigger, i.Options.ProtectedNamespaces())
+	if report.Reason == ReasonAlreadyInjected {
+		if problem := forgedSidecar(pod, &i.Options); problem != "" {
+			return result{outcome: OutcomeRejected, reason: ReasonForgedSidecar,
+				message: "the pod claims the authmesh sidecar, but " + problem + "; create it without the " + AnnotationStatus + " annotation and the " + SidecarName + " container, and it will be injected"}
+		}
+	}
 	if !report.Inject {
 		return result{outcome: OutcomeSkipped, reason: report.Reason, message: skipNotes[report.Reason]}
 	}
