@@ -166,7 +166,7 @@ func TestListAndSearchUsers(t *testing.T) {
 			}
 		})
 	}
-	for _, q := range []string{"page=0", "page=x", "pageSize=0", "pageSize=101", "query=" + strings.Repeat("a", 300)} {
+	for _, q := range []string{"page=0", "page=x", "pageSize=0", "pageSize=101", "query=" + strings.Repeat("a", 300), "query=%ff", "query=a%c3"} {
 		r := s.Do("GET", "/auth/admin/users?"+q, map[string]string{"x-tenant-id": "darmist1", "Authorization": "Bearer " + adm.tokens.AccessToken}, "")
 		if r.Status != 400 || r.Code != "VALIDATION_FAILED" {
 			t.Errorf("?%.40s: %d %s, want 400 VALIDATION_FAILED", q, r.Status, r.Code)

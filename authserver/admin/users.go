@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -83,6 +84,9 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) error {
 	query := strings.TrimSpace(q.Get("query"))
 	if len(query) > maxQueryLen {
 		return invalid("query", "max", fmt.Sprintf("query must be at most %d characters", maxQueryLen))
+	}
+	if !utf8.ValidString(query) { // it becomes a regular expression, which must be UTF-8
+		return invalid("query", "utf8", "query must be UTF-8 text")
 	}
 	filter := bson.D{}
 	if query != "" {
