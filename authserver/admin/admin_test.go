@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -418,4 +419,56 @@ func TestAuditRoute(t *testing.T) {
 			t.Errorf("?%s: %d %s, want 400 VALIDATION_FAILED", q, r.Status, r.Code)
 		}
 	}
+}
+
+// TestRacingAdminsKeepAnAdmin: two admins demote (or disable) each other at the same moment.
+// Each passes the checks made before its write, so both writes used to land and leave the
+// tenant with no admin and no way back through the API. At least one must stay an admin.
+func TestRacingAdminsKeepAnAdmin(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	c := s.Client("darmist1")
+	a := join(t, s, "darmist1", "alice", "admin")
+	b := join(t, s, "darmist1", "bob", "admin")
+	isAdmin := func(m member) bool {
+		_, err := c.ListUsers(ctx, m.tokens.AccessToken, client.ListUsersOptions{})
+		return err == nil
+	}
+	changes := []client.UserUpdate{{Role: ptr("user")}, {Disabled: ptr(true)}}
+	refused := 0
+	for round := range 16 {
+		change := changes[round%2]
+		errs := make(chan error, 2)
+		var wg sync.WaitGroup
+		wg.Go(func() { _, err := c.UpdateUser(ctx, a.tokens.AccessToken, b.user.ID, change); errs <- err })
+		wg.Go(func() { _, err := c.UpdateUser(ctx, b.tokens.AccessToken, a.user.ID, change); errs <- err })
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if client.ErrorCode(err) == admin.CodeAdminSelfLockout {
+				refused++
+			}
+		}
+		aAdmin, bAdmin := isAdmin(a), isAdmin(b)
+		if !aAdmin && !bAdmin {
+			t.Fatalf("round %d (%+v): neither admin is left", round, change)
+		}
+		// The one left restores the other (a disabled admin also logs in again).
+		keeper, other := a, b
+		if !aAdmin {
+			keeper, other = b, a
+		}
+		if _, err := c.UpdateUser(ctx, keeper.tokens.AccessToken, other.user.ID, client.UserUpdate{Role: ptr("admin"), Disabled: ptr(false)}); err != nil {
+			t.Fatalf("round %d: restoring the other admin: %v", round, err)
+		}
+		if !isAdmin(other) {
+			other.tokens = other.login(s, "darmist1")
+			if a.user.ID == other.user.ID {
+				a = other
+			} else {
+				b = other
+			}
+		}
+	}
+	t.Logf("16 rounds of mutual demotion or disabling: %d changes undone as the last admin's", refused)
 }

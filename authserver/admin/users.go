@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -208,6 +209,9 @@ func (s *Service) patchUser(w http.ResponseWriter, r *http.Request) error {
 		if res.MatchedCount == 0 {
 			return errUserNotFound(u.ID)
 		}
+		if err := s.keepAnAdmin(ctx, t, u, in); err != nil {
+			return err
+		}
 	}
 	if roleChanged {
 		s.record(ctx, audit.Event{Type: audit.TypeRoleChanged, SubjectID: u.ID, Details: map[string]string{"from": u.Role, "to": *in.Role}})
@@ -326,4 +330,32 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 		return 0, invalid(name, "range", fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi))
 	}
 	return n, nil
+}
+
+// keepAnAdmin undoes a change that took admin power from u (a demotion or a disable) when it
+// left the tenant without an enabled admin. Each admin may change any other, so two admins
+// demoting each other at once both pass the caller checks; counting after the write, and
+// undoing one's own write, leaves at least one of them an admin whatever the interleaving
+// (the last writer to count sees the other's write, and a write undone is counted by no one).
+func (s *Service) keepAnAdmin(ctx context.Context, t *tenancy.Tenant, u *identity.User, in patchRequest) error {
+	wasAdmin := u.Role == authserver.AdminRole && !u.Disabled
+	staysAdmin := (in.Role == nil || *in.Role == authserver.AdminRole) && (in.Disabled == nil || !*in.Disabled)
+	if !wasAdmin || staysAdmin {
+		return nil
+	}
+	users := t.DB.Collection(tenantdb.Users)
+	admins, err := users.CountDocuments(ctx, bson.D{{Key: "role", Value: authserver.AdminRole}, {Key: "disabled", Value: bson.D{{Key: "$ne", Value: true}}}})
+	if err != nil {
+		return fmt.Errorf("admin: counting admins: %w", err)
+	}
+	if admins > 0 {
+		return nil
+	}
+	undo := bson.D{{Key: "role", Value: u.Role}, {Key: "disabled", Value: u.Disabled}}
+	if _, err := users.UpdateOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: u.ID}}, bson.D{{Key: "$set", Value: undo}}); err != nil {
+		return fmt.Errorf("admin: undoing the change of the last admin: %w", err)
+	}
+	s.record(ctx, audit.Event{Type: audit.TypeAdminSelfLockout, Outcome: audit.OutcomeFailure, Reason: "last_admin", SubjectID: u.ID})
+	return httpapi.NewError(http.StatusForbidden, CodeAdminSelfLockout,
+		"This would leave the tenant without an enabled admin; the change was not made.")
 }
