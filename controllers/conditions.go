@@ -27,6 +27,7 @@ const (
 	// DatabaseReady=False.
 	ReasonDatabaseUnreachable        = "DatabaseUnreachable"        // no MongoDB server answered; retried with backoff
 	ReasonDatabaseNameConflict       = "DatabaseNameConflict"       // another Tenant uses the database; waits for it to go
+	ReasonDatabaseNotOwned           = "DatabaseNotOwned"           // the database exists and was not created for this Tenant
 	ReasonConnectionSecretNotFound   = "ConnectionSecretNotFound"   // the Secret with the connection string does not exist (yet)
 	ReasonConnectionStringInvalid    = "ConnectionStringInvalid"    // that Secret has no usable key "uri"
 	ReasonDatabaseProvisioningFailed = "DatabaseProvisioningFailed" // the server refused a command; retried with backoff
@@ -54,6 +55,7 @@ const (
 	ReasonSigningKeysRegenerate = "SigningKeysRegenerated" // tenant-<name>-keys held no usable key set
 	ReasonDatabaseDropped       = "DatabaseDropped"
 	ReasonDatabaseRetained      = "DatabaseRetained"
+	ReasonDatabaseNotDropped    = "DatabaseNotDropped" // deletionPolicy Delete, but the database is not marked as this Tenant's
 	ReasonDeletionBlocked       = "DeletionBlocked"
 )
 

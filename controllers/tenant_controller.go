@@ -158,6 +158,8 @@ func conflictingTenant(t *authmeshv1alpha1.Tenant, name string, all []authmeshv1
 // DatabaseReady. It returns an error when the work should be retried with backoff.
 func (r *TenantReconciler) reconcileDatabase(ctx context.Context, t *authmeshv1alpha1.Tenant) error {
 	name := databaseName(t)
+	// A database this Tenant provisioned before databases carried an owner mark is adopted.
+	provisioned := t.Status.DatabaseName == name && meta.IsStatusConditionTrue(t.Status.Conditions, ConditionDatabaseReady)
 	claimants, err := r.claimants(ctx, name)
 	if err != nil {
 		return fmt.Errorf("listing Tenants: %w", err)
@@ -183,6 +185,22 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, t *authmeshv1a
 	ctx, cancel := context.WithTimeout(ctx, r.OperationTimeout)
 	defer cancel()
 
+	err = tenantdb.Claim(ctx, mc.Database(name), t.Name, provisioned)
+	var owned *tenantdb.OwnedError
+	switch {
+	case errors.As(err, &owned):
+		t.Status.DatabaseName = ""
+		r.setCondition(t, ConditionDatabaseReady, false, ReasonDatabaseNotOwned,
+			fmt.Sprintf("database %q was created for Tenant %q (deleted with deletionPolicy Retain?); a Tenant of that name can use it again, or choose another spec.database.name", name, owned.Tenant))
+		return nil
+	case errors.Is(err, tenantdb.ErrForeignDatabase):
+		t.Status.DatabaseName = ""
+		r.setCondition(t, ConditionDatabaseReady, false, ReasonDatabaseNotOwned,
+			fmt.Sprintf("database %q already holds data that authmesh did not create; choose another spec.database.name", name))
+		return nil
+	case err != nil:
+		return r.databaseFailed(t, err)
+	}
 	report, err := tenantdb.EnsureSchema(ctx, mc.Database(name))
 	if err != nil {
 		return r.databaseFailed(t, err)
@@ -560,6 +578,15 @@ func (r *TenantReconciler) dropDatabase(ctx context.Context, t *authmeshv1alpha1
 	ctx, cancel := context.WithTimeout(ctx, r.OperationTimeout)
 	defer cancel()
 	db := mc.Database(name)
+	owner, err := tenantdb.OwnerOf(ctx, db)
+	if err != nil {
+		return err
+	}
+	if owner != t.Name {
+		r.event(t, corev1.EventTypeWarning, ReasonDatabaseNotDropped, "Delete",
+			fmt.Sprintf("deletionPolicy Delete: database %s not dropped, it is not marked as this Tenant's", name))
+		return nil
+	}
 	if dbSecret != nil {
 		if user := string(dbSecret.Data[DBSecretUsername]); user != "" {
 			if err := dropUser(ctx, db, user); err != nil {

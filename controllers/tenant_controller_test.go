@@ -742,3 +742,84 @@ func TestEmailReadyFollowsTheSMTPSecret(t *testing.T) {
 	}
 	waitEvent(t, name, corev1.EventTypeWarning, ReasonSMTPSecretInvalid)
 }
+
+// TestTenantCannotTakeOverADatabase: spec.database.name may name any database, so a Tenant
+// must neither adopt nor, with deletionPolicy Delete, drop one that was not created for it:
+// another application's, or the one a deleted Tenant retained. A Tenant re-created under the
+// retaining Tenant's name gets its data back.
+func TestTenantCannotTakeOverADatabase(t *testing.T) {
+	ctx := t.Context()
+	docCount := func(db string) int64 {
+		t.Helper()
+		n, err := mongoDB.Client.Database(db).Collection("records").CountDocuments(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	notOwned := func(tn *authmeshv1alpha1.Tenant) error {
+		if err := hasCondition(ConditionDatabaseReady, metav1.ConditionFalse, ReasonDatabaseNotOwned)(tn); err != nil {
+			return err
+		}
+		if tn.Status.DatabaseName != "" {
+			return fmt.Errorf("status.databaseName %q", tn.Status.DatabaseName)
+		}
+		return nil
+	}
+
+	// Another application's database.
+	foreign := "payroll_" + strings.ReplaceAll(uniqueName("x"), "-", "_")
+	if _, err := mongoDB.Client.Database(foreign).Collection("records").InsertOne(ctx, bson.D{{Key: "salary", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mongoDB.Client.Database(foreign).Drop(context.Background()) })
+	grabber := uniqueName("grab")
+	createTenant(t, newTenant(grabber, func(tn *authmeshv1alpha1.Tenant) {
+		tn.Spec.Database.Name = foreign
+		tn.Spec.DeletionPolicy = authmeshv1alpha1.DeletionPolicyDelete
+	}))
+	waitTenant(t, grabber, "DatabaseNotOwned on another application's database", notOwned)
+	if getSecret(t, DBSecretName(grabber)) != nil {
+		t.Error("a credentials Secret was written for a database the Tenant does not own")
+	}
+	deleteTenantForGood(t, grabber)
+	if n := docCount(foreign); n != 1 {
+		t.Fatalf("after deleting the Tenant (deletionPolicy Delete) the foreign database holds %d records; want 1", n)
+	}
+
+	// A database a deleted Tenant retained.
+	retainer := uniqueName("reta")
+	if err := apiServer.Client.Create(ctx, newTenant(retainer)); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, retainer)
+	retained := getTenant(t, retainer).Status.DatabaseName
+	t.Cleanup(func() { _ = mongoDB.Client.Database(retained).Drop(context.Background()) })
+	if _, err := mongoDB.Client.Database(retained).Collection("records").InsertOne(ctx, bson.D{{Key: "user", Value: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiServer.Client.Delete(ctx, newTenant(retainer)); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, newTenant(retainer))
+	other := uniqueName("other")
+	createTenant(t, newTenant(other, func(tn *authmeshv1alpha1.Tenant) {
+		tn.Spec.Database.Name = retained
+		tn.Spec.DeletionPolicy = authmeshv1alpha1.DeletionPolicyDelete
+	}))
+	waitTenant(t, other, "DatabaseNotOwned on a retained database", notOwned)
+	deleteTenantForGood(t, other)
+	if n := docCount(retained); n != 1 {
+		t.Fatalf("after deleting the other Tenant the retained database holds %d records; want 1", n)
+	}
+
+	// The retaining Tenant's name, applied again, gets its database back.
+	createTenant(t, newTenant(retainer))
+	waitReady(t, retainer)
+	if got := getTenant(t, retainer).Status.DatabaseName; got != retained {
+		t.Fatalf("the re-created Tenant uses %q; want its retained %q", got, retained)
+	}
+	if n := docCount(retained); n != 1 {
+		t.Fatalf("the re-created Tenant's database holds %d records; want 1", n)
+	}
+}
