@@ -188,3 +188,57 @@ func TestParseAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestMadeUpTokensCostLittle: anyone who can reach the internal API can send tokens. Tokens
+// that are not shaped like a ServiceAccount token are refused without a TokenReview; JWT-shaped
+// made-up tokens are reviewed at most ReviewsPerSecond a second (then 503), and however many
+// there are, they do not push a caller that passed out of the cache.
+func TestMadeUpTokensCostLittle(t *testing.T) {
+	good := serviceAccountToken(t, "default", "sidecar", internalauth.DefaultAudience)
+	reviews := &countingReviews{TokenReviewInterface: clientset.AuthenticationV1().TokenReviews()}
+	a, err := internalauth.NewTokenReview(internalauth.TokenReviewOptions{
+		Reviews: reviews, Allowed: []string{"default/sidecar"}, MaxCacheEntries: 50, ReviewsPerSecond: 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, request(good)); err != nil {
+		t.Fatal(err)
+	}
+
+	before := reviews.n.Load()
+	for i := range 500 {
+		if _, err := a.Authenticate(ctx, request(fmt.Sprintf("garbage-%d", i))); !errors.Is(err, internalauth.ErrUnauthenticated) {
+			t.Fatalf("made-up token %d: %v, want ErrUnauthenticated", i, err)
+		}
+	}
+	if n := reviews.n.Load() - before; n != 0 {
+		t.Fatalf("500 tokens not shaped like a JWT caused %d TokenReviews, want 0", n)
+	}
+
+	start := time.Now()
+	throttled := 0
+	for i := range 300 {
+		_, err := a.Authenticate(ctx, request(fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig%d", i)))
+		switch {
+		case errors.Is(err, internalauth.ErrUnauthenticated):
+		case err != nil && !errors.Is(err, internalauth.ErrForbidden):
+			throttled++
+		default:
+			t.Fatalf("made-up JWT %d: %v", i, err)
+		}
+	}
+	reviewed := reviews.n.Load() - before
+	if limit := int64(41 + time.Since(start).Seconds()*20); reviewed > limit || throttled == 0 {
+		t.Fatalf("300 made-up JWTs caused %d TokenReviews (%d throttled); want at most %d", reviewed, throttled, limit)
+	}
+	before = reviews.n.Load()
+	if _, err := a.Authenticate(ctx, request(good)); err != nil {
+		t.Fatal(err)
+	}
+	if n := reviews.n.Load() - before; n != 0 {
+		t.Fatalf("the flood pushed the good caller out of the cache (%d new reviews)", n)
+	}
+	t.Logf("300 made-up JWTs: %d reviewed, %d throttled", reviewed, throttled)
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -40,6 +41,11 @@ type TokenReviewOptions struct {
 	CacheTTL        time.Duration
 	NegativeTTL     time.Duration
 	MaxCacheEntries int
+	// ReviewsPerSecond bounds the TokenReviews sent for tokens not in the cache (default 200 a
+	// second, twice that at once): anyone who can reach the internal API can send tokens, and
+	// each uncached one costs a call to the Kubernetes API server. Past it, callers get 503
+	// AUTHENTICATION_UNAVAILABLE; cached callers are not affected.
+	ReviewsPerSecond float64
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -49,6 +55,7 @@ type TokenReview struct {
 	opts    TokenReviewOptions
 	allowed []allowRule
 	flight  singleflight.Group
+	reviews *rate.Limiter
 
 	mu    sync.Mutex
 	cache map[string]reviewResult
@@ -106,13 +113,17 @@ func NewTokenReview(opts TokenReviewOptions) (*TokenReview, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &TokenReview{opts: opts, allowed: rules, cache: map[string]reviewResult{}}, nil
+	if opts.ReviewsPerSecond <= 0 {
+		opts.ReviewsPerSecond = 200
+	}
+	limiter := rate.NewLimiter(rate.Limit(opts.ReviewsPerSecond), int(2*opts.ReviewsPerSecond)+1)
+	return &TokenReview{opts: opts, allowed: rules, reviews: limiter, cache: map[string]reviewResult{}}, nil
 }
 
 // Authenticate implements Authenticator.
 func (a *TokenReview) Authenticate(ctx context.Context, r *http.Request) (Caller, error) {
 	token := guard.BearerToken(r)
-	if token == "" {
+	if !jwtShaped(token) { // refused without a call to the API server
 		return Caller{}, ErrUnauthenticated
 	}
 	res, err := a.review(ctx, token)
@@ -158,6 +169,9 @@ func (a *TokenReview) review(ctx context.Context, token string) (reviewResult, e
 		return res, nil
 	}
 	v, err, _ := a.flight.Do(key, func() (any, error) {
+		if !a.reviews.Allow() {
+			return reviewResult{}, errTooManyReviews
+		}
 		// Shared by concurrent callers, so not bound to the first one's request.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -181,17 +195,44 @@ func (a *TokenReview) review(ctx context.Context, token string) (reviewResult, e
 	return v.(reviewResult), nil
 }
 
+var errTooManyReviews = errors.New("internalauth: too many TokenReviews at once")
+
+// maxServiceAccountToken bounds the tokens sent for review; Kubernetes' are a few KiB.
+const maxServiceAccountToken = 16 << 10
+
+// jwtShaped reports whether token could be a ServiceAccount token: three non-empty
+// base64url segments, of a bounded length. Anything else cannot pass a TokenReview.
+func jwtShaped(token string) bool {
+	if token == "" || len(token) > maxServiceAccountToken || strings.Count(token, ".") != 2 {
+		return false
+	}
+	for part := range strings.SplitSeq(token, ".") {
+		if part == "" || strings.ContainsFunc(part, func(c rune) bool {
+			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_')
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// remember caches a review. When the cache is full it drops what expired, then refusals
+// (a flood of made-up tokens must not push out the callers that passed), and only then,
+// for a caller that passed, everything.
 func (a *TokenReview) remember(key string, res reviewResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.cache) >= a.opts.MaxCacheEntries {
 		now := a.opts.Now()
 		for k, v := range a.cache {
-			if !now.Before(v.until) {
+			if !now.Before(v.until) || !v.authenticated {
 				delete(a.cache, k)
 			}
 		}
 		if len(a.cache) >= a.opts.MaxCacheEntries {
+			if !res.authenticated {
+				return
+			}
 			clear(a.cache)
 		}
 	}
