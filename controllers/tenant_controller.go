@@ -187,19 +187,19 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, t *authmeshv1a
 
 	err = tenantdb.Claim(ctx, mc.Database(name), t.Name, provisioned)
 	var owned *tenantdb.OwnedError
+	var notOwned string
 	switch {
 	case errors.As(err, &owned):
-		t.Status.DatabaseName = ""
-		r.setCondition(t, ConditionDatabaseReady, false, ReasonDatabaseNotOwned,
-			fmt.Sprintf("database %q was created for Tenant %q (deleted with deletionPolicy Retain?); a Tenant of that name can use it again, or choose another spec.database.name", name, owned.Tenant))
-		return nil
+		notOwned = fmt.Sprintf("database %q was created for Tenant %q (deleted with deletionPolicy Retain?); a Tenant of that name can use it again, or choose another spec.database.name", name, owned.Tenant)
 	case errors.Is(err, tenantdb.ErrForeignDatabase):
-		t.Status.DatabaseName = ""
-		r.setCondition(t, ConditionDatabaseReady, false, ReasonDatabaseNotOwned,
-			fmt.Sprintf("database %q already holds data that authmesh did not create; choose another spec.database.name", name))
-		return nil
+		notOwned = fmt.Sprintf("database %q already holds data that authmesh did not create; choose another spec.database.name", name)
 	case err != nil:
 		return r.databaseFailed(t, err)
+	}
+	if notOwned != "" {
+		t.Status.DatabaseName = ""
+		r.setCondition(t, ConditionDatabaseReady, false, ReasonDatabaseNotOwned, notOwned)
+		return nil
 	}
 	report, err := tenantdb.EnsureSchema(ctx, mc.Database(name))
 	if err != nil {

@@ -14,6 +14,12 @@ const AnyTenant = "*"
 // TenantHeader names the tenant in requests, as in the tutorial.
 const TenantHeader = "x-tenant-id"
 
+// tenantHeaderKey and authorizationKey are the canonical forms net/http stores the headers
+// under, so the request path reads each header's values with one map lookup.
+var tenantHeaderKey = http.CanonicalHeaderKey(TenantHeader)
+
+const authorizationKey = "Authorization"
+
 // Reasons an enforcement decision is made; they label metrics and logs.
 const (
 	ReasonInvalidPath      = "invalid_path"
@@ -96,22 +102,24 @@ func (e *Enforcer) Wrap(next http.Handler) http.Handler {
 		}
 		tenant := e.cfg.Tenant
 		if tenant == AnyTenant {
-			if tenant = r.Header.Get(TenantHeader); tenant == "" {
+			values := r.Header[tenantHeaderKey]
+			if len(values) == 0 || values[0] == "" {
 				e.refuse(w, r, ReasonTenantMissing)
 				return
 			}
 			// Only the first would be checked, and an app reading the header could take another.
-			if len(r.Header.Values(TenantHeader)) > 1 {
+			if len(values) > 1 {
 				e.refuse(w, r, ReasonTenantAmbiguous)
 				return
 			}
+			tenant = values[0]
 		}
 		raw := BearerToken(r)
 		if raw == "" {
 			e.refuse(w, r, ReasonNoToken)
 			return
 		}
-		if len(r.Header.Values("Authorization")) > 1 {
+		if len(r.Header[authorizationKey]) > 1 {
 			e.refuse(w, r, ReasonInvalidToken) // only the first would be verified
 			return
 		}
@@ -207,7 +215,7 @@ const WebSocketTokenPrefix = "bearer."
 // BearerToken returns the request's bearer token: from the Authorization header, or for a
 // WebSocket upgrade without one, from a Sec-WebSocket-Protocol entry "bearer.<token>".
 func BearerToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := r.Header.Get(authorizationKey); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return ""

@@ -56,7 +56,7 @@ func (s *Service) CheckPassword(ctx context.Context, t *tenancy.Tenant, userID, 
 	if u.lockedAt(now) {
 		return nil, errAccountLocked(*u.LockedUntil, now)
 	}
-	n, ok, err := reserveFailure(ctx, t.DB, u.ID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
+	reserved, ok, err := reserveFailure(ctx, t.DB, u.ID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (s *Service) CheckPassword(ctx context.Context, t *tenancy.Tenant, userID, 
 		return nil, err
 	}
 	if !right {
-		if err := s.failed(ctx, t, u, n, now); err != nil {
+		if err := s.failed(ctx, t, reserved, now); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidCredentials()

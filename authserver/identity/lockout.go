@@ -32,9 +32,10 @@ func notLocked(now time.Time) bson.E {
 }
 
 // reserveFailure counts one failure of u in advance, unless the account is locked or its
-// counter is at the threshold already. It returns the counter after the increment; ok is
-// false when nothing was counted (the attempt must be refused as locked).
-func reserveFailure(ctx context.Context, db *mongo.Database, userID string, limit int32, now time.Time) (n int32, ok bool, err error) {
+// counter is at the threshold already. It returns the user as the increment left it (its
+// FailedLogins is the counter after it); ok is false when nothing was counted (the attempt
+// must be refused as locked).
+func reserveFailure(ctx context.Context, db *mongo.Database, userID string, limit int32, now time.Time) (after *User, ok bool, err error) {
 	var u User
 	err = db.Collection(tenantdb.Users).FindOneAndUpdate(ctx,
 		// $not also matches users written without the field (counted as 0).
@@ -43,12 +44,12 @@ func reserveFailure(ctx context.Context, db *mongo.Database, userID string, limi
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&u)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return 0, false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("identity: counting a failed login: %w", err)
+		return nil, false, fmt.Errorf("identity: counting a failed login: %w", err)
 	}
-	return u.FailedLogins, true, nil
+	return &u, true, nil
 }
 
 // releaseFailure gives back a reservation whose attempt turned out right. A lock taken
@@ -68,12 +69,13 @@ func resetFailures(ctx context.Context, db *mongo.Database, userID string, now t
 	return err
 }
 
-// failed handles a wrong password or code of u whose failure was reserved and brought the
-// counter to n: it locks the account when n reached the threshold. It returns the answer for
-// a lock (ACCOUNT_LOCKED), or nil when the account is not locked by this failure.
-func (s *Service) failed(ctx context.Context, t *tenancy.Tenant, u *User, n int32, now time.Time) error {
+// failed handles a wrong password or code whose failure was reserved; u is the user as the
+// reservation left it (reserveFailure's answer). It locks the account when the counter reached
+// the threshold, and returns the answer for a lock (ACCOUNT_LOCKED), or nil when this failure
+// did not lock it.
+func (s *Service) failed(ctx context.Context, t *tenancy.Tenant, u *User, now time.Time) error {
 	lock := t.Spec.Login.Lockout
-	if n < lock.MaxFailedAttempts {
+	if u.FailedLogins < lock.MaxFailedAttempts {
 		return nil
 	}
 	until := now.Add(lock.Duration.Duration)

@@ -101,7 +101,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Count the attempt as a failure before checking it, so parallel guesses cannot pass
 	// the threshold; a right password gives the reservation back.
-	n, ok, err := reserveFailure(ctx, t.DB, u.ID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
+	reserved, ok, err := reserveFailure(ctx, t.DB, u.ID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !right {
 		s.record(ctx, t, failure(audit.TypeLoginPassword, "invalid_credentials", u.ID))
-		if err := s.failed(ctx, t, u, n, now); err != nil {
+		if err := s.failed(ctx, t, reserved, now); err != nil {
 			return err
 		}
 		return errInvalidCredentials()
@@ -144,11 +144,17 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 
 // lockedAnswer answers an attempt refused because the account is locked or at its threshold.
 func (s *Service) lockedAnswer(ctx context.Context, t *tenancy.Tenant, userID string, now time.Time) error {
-	until := now.Add(t.Spec.Login.Lockout.Duration.Duration)
-	if u, err := findUser(ctx, t.DB, userID); err == nil && u.lockedAt(now) {
-		until = *u.LockedUntil
+	u, _ := findUser(ctx, t.DB, userID)
+	return lockedAnswerFor(t, u, now)
+}
+
+// lockedAnswerFor is lockedAnswer for a user already read (nil when it could not be): until
+// the user's lock ends, or a lock's duration from now when none is in force yet.
+func lockedAnswerFor(t *tenancy.Tenant, u *User, now time.Time) error {
+	if u != nil && u.lockedAt(now) {
+		return errAccountLocked(*u.LockedUntil, now)
 	}
-	return errAccountLocked(until, now)
+	return errAccountLocked(now.Add(t.Spec.Login.Lockout.Duration.Duration), now)
 }
 
 // rehash stores a hash of pw with the current parameters, unless the hash changed meanwhile.
@@ -311,27 +317,24 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 	// does: a code is never compared, nor let through, while the account is locked or its
 	// counter is full, which parallel logins holding reservations can make it for a moment.
 	// A right code gives the reservation back.
-	n, ok, err := reserveFailure(ctx, t.DB, ch.UserID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
+	reserved, ok, err := reserveFailure(ctx, t.DB, ch.UserID, t.Spec.Login.Lockout.MaxFailedAttempts, now)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		_, _ = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
-		if _, err := findUser(ctx, t.DB, ch.UserID); errors.Is(err, errNoUser) {
+		u, err := findUser(ctx, t.DB, ch.UserID)
+		if errors.Is(err, errNoUser) {
 			return errInvalidCredentials() // deleted since the code was sent
 		}
 		s.record(ctx, t, failure(audit.TypeLoginOTP, "locked", ch.UserID))
-		return s.lockedAnswer(ctx, t, ch.UserID, now)
+		return lockedAnswerFor(t, u, now)
 	}
 
 	if subtle.ConstantTimeCompare([]byte(codeHash(ch.ID, in.OTP)), []byte(ch.CodeHash)) != 1 {
 		// A wrong code is a failed login of the account too.
 		s.record(ctx, t, failure(audit.TypeLoginOTP, "invalid_otp", ch.UserID))
-		var lockErr error
-		if u, err := findUser(ctx, t.DB, ch.UserID); err == nil {
-			lockErr = s.failed(ctx, t, u, n, now)
-		}
-		if lockErr != nil {
+		if lockErr := s.failed(ctx, t, reserved, now); lockErr != nil {
 			_, _ = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: ch.ID}})
 			return lockErr
 		}

@@ -2,6 +2,7 @@ package injection
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,73 +70,60 @@ func AlreadyInjected(pod *corev1.Pod) bool {
 // forgedSidecar says what makes the sidecar of a pod that claims to be injected other than
 // the injector's, or "". Whoever creates a pod can write the status annotation and a container
 // named authmesh-sidecar; skipping injection for them must not leave the pod unprotected. The
-// check covers what decides enforcement: the image and its entrypoint, the flags the injector
-// sets, and the volumes the sidecar reads its policy and its token from (a ConfigMap posing as
-// the annotations would set any policy). Fields the API server defaults are not compared.
+// claimed sidecar is compared with the one sidecar() builds for the same upstream port and
+// audience, in what decides enforcement: the image and its entrypoint, the flags, the mounts,
+// and the volumes it reads its policy and its token from (a ConfigMap posing as the
+// annotations would set any policy). Fields the API server defaults are not compared.
 func forgedSidecar(pod *corev1.Pod, opts *Options) string {
 	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == SidecarName })
 	if i < 0 {
 		return "it has no " + SidecarName + " init container"
 	}
 	c := pod.Spec.InitContainers[i]
+	var p plan
+	for _, arg := range c.Args {
+		if v, ok := strings.CutPrefix(arg, "-upstream=http://127.0.0.1:"); ok {
+			port, _ := strconv.ParseInt(v, 10, 32)
+			p.port = int32(port)
+		}
+		if v, ok := strings.CutPrefix(arg, "-audience="); ok {
+			p.audience = v
+		}
+	}
+	want := sidecar(p, "", opts)
 	switch {
-	case c.Image != opts.Image:
-		return fmt.Sprintf("its image is %q, not %q", c.Image, opts.Image)
+	case c.Image != want.Image:
+		return fmt.Sprintf("its image is %q, not %q", c.Image, want.Image)
 	case len(c.Command) > 0:
 		return "it replaces the image's entrypoint"
-	case c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways:
+	case c.RestartPolicy == nil || *c.RestartPolicy != *want.RestartPolicy:
 		return "it is not a sidecar (restartPolicy Always)"
-	}
-	want := map[string]bool{
-		"-listen=:" + strconv.Itoa(ProxyPort):       true,
-		"-admin-listen=:" + strconv.Itoa(AdminPort): true,
-		"-annotations-file=" + AnnotationsFile:      true,
-		"-auth-url=" + opts.AuthURL:                 true,
-		"-feed-url=" + opts.FeedURL:                 true,
-		"-internal-token-file=" + InternalTokenFile: true,
-	}
-	if opts.IssuerURL != "" {
-		want["-issuer-url="+opts.IssuerURL] = true
-	}
-	seen, upstreams := 0, 0
-	for _, arg := range c.Args {
-		switch {
-		case want[arg]:
-			seen++
-		case strings.HasPrefix(arg, "-upstream=http://127.0.0.1:"):
-			upstreams++
-		case strings.HasPrefix(arg, "-audience="):
-		default:
-			return fmt.Sprintf("its flag %q is not one the injector sets", arg)
-		}
-	}
-	if seen != len(want) || upstreams != 1 || len(c.Args) != len(slices.Compact(slices.Sorted(slices.Values(c.Args)))) {
+	case !slices.Equal(c.Args, want.Args):
 		return "its flags are not the injector's"
-	}
-	mounts := map[string]string{PodInfoVolume: PodInfoDir, TokenVolume: TokenDir}
-	if len(c.VolumeMounts) != len(mounts) {
+	case !slices.EqualFunc(c.VolumeMounts, want.VolumeMounts, func(got, want corev1.VolumeMount) bool {
+		return got.Name == want.Name && got.MountPath == want.MountPath && got.ReadOnly == want.ReadOnly &&
+			got.SubPath == "" && got.SubPathExpr == ""
+	}):
 		return "its volume mounts are not the injector's"
 	}
-	for _, m := range c.VolumeMounts {
-		if mounts[m.Name] != m.MountPath || !m.ReadOnly || m.SubPath != "" || m.SubPathExpr != "" {
-			return fmt.Sprintf("its mount of %q is not the injector's", m.Name)
-		}
-	}
-	for _, v := range pod.Spec.Volumes {
-		switch v.Name {
-		case PodInfoVolume:
-			d := v.DownwardAPI
-			if d == nil || len(d.Items) != 1 || d.Items[0].Path != "annotations" || d.Items[0].FieldRef == nil ||
-				d.Items[0].FieldRef.FieldPath != "metadata.annotations" || v.Projected != nil || v.ConfigMap != nil || v.Secret != nil || v.EmptyDir != nil {
-				return "its volume " + PodInfoVolume + " is not the pod's own annotations"
-			}
-		case TokenVolume:
-			p := v.Projected
-			if p == nil || len(p.Sources) != 1 || p.Sources[0].ServiceAccountToken == nil ||
-				p.Sources[0].ServiceAccountToken.Audience != opts.InternalTokenAudience || p.Sources[0].ServiceAccountToken.Path != "token" {
-				return "its volume " + TokenVolume + " is not the injector's token"
+	for _, w := range volumes(opts) {
+		for _, v := range pod.Spec.Volumes {
+			if v.Name == w.Name && !reflect.DeepEqual(withoutDefaultModes(v.VolumeSource), w.VolumeSource) {
+				return "its volume " + w.Name + " is not the injector's"
 			}
 		}
 	}
 	return ""
+}
+
+// withoutDefaultModes returns src without the file modes the API server fills in.
+func withoutDefaultModes(src corev1.VolumeSource) corev1.VolumeSource {
+	out := *src.DeepCopy()
+	if out.DownwardAPI != nil {
+		out.DownwardAPI.DefaultMode = nil
+	}
+	if out.Projected != nil {
+		out.Projected.DefaultMode = nil
+	}
+	return out
 }
